@@ -30,3 +30,27 @@ def interop_dir() -> Path:
 def tiny_llama_dir() -> Path:
     """A random-weight LlamaForCausalLM (d_model 64, 2 layers) with a WordLevel tokenizer."""
     return INTEROP / "tiny_llama"
+
+
+@pytest.fixture(scope="session")
+def gemma():
+    """The embedded gemma-3-270m (converted once into the user cache, then ~8 s to load)."""
+    from sae_interp.models import load_model
+
+    return load_model("gemma-3-270m", dtype=torch.float32, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def qwen():
+    """The embedded Qwen2.5-Coder-0.5B-Instruct; tests using it carry the `qwen` marker."""
+    from sae_interp.models import load_model
+
+    return load_model("qwen2.5-coder-0.5b-instruct", dtype=torch.float32, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def gguf_reference() -> dict:
+    """Outputs of the raw GGUFs through transformers, recorded by fixtures/record_gguf_reference.py."""
+    import json
+
+    return json.loads((FIXTURES / "gguf_reference.json").read_text())

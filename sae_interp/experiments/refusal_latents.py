@@ -1,0 +1,297 @@
+"""The main job: find the refusal direction and the SAE latents aligned with it, explain and score them.
+
+    python -m sae_interp.experiments.refusal_latents            # embedded Qwen, CPU defaults
+    python -m sae_interp.experiments.refusal_latents --small    # a minute-scale run for tests
+    python -m sae_interp.experiments.refusal_latents --model PATH --layers 10 13 16
+
+Steps built so far (each logs its time): (1) load the model; (2) fit the difference-of-means
+refusal direction at candidate layers (last position) on the harmful/harmless train splits, with
+the held-out AUC of its projection; (3) choose the layer by bypass, induce and KL scores on
+validation prompts; (4) refusal rates of greedy generations on the test splits, plain, with the
+direction ablated (harmful) and added (harmless). The SAE, latent-cache and explanation steps
+(issues 4-8) are not built yet; the report says so rather than pretending. Results go to
+`explanations/<run>/refusal/report.json` with the resolved `config.json` beside it; a finished
+step is not recomputed when the run is repeated with the same config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import re
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sae_interp._io import atomic_write_json, read_json
+from sae_interp.config import (
+    ConfigError,
+    ModelConfig,
+    apply_overrides,
+    check_positive,
+    config_to_dict,
+    load_toml,
+)
+
+__all__ = ["RefusalLatentsConfig", "main", "run"]
+
+logger = logging.getLogger(__name__)
+SCHEMA_VERSION = 1
+NOT_BUILT = ("sae", "aligned_latents", "latent_cache", "explanations")
+BASE_MODEL_NOTE = (
+    "This model has no chat template: it is a base model and barely refuses, so the direction measured "
+    "here is the harmful-vs-harmless direction, and refusal rates near zero are expected, not a failure."
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RefusalLatentsConfig:
+    """Everything the main job needs; `--small` shrinks the counts for tests."""
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    """The model to study (default: the embedded Qwen2.5-Coder-0.5B-Instruct, which refuses)."""
+    layers: tuple[int, ...] = ()
+    """Residual layers to try; empty = 7 evenly spaced layers in [0.2, 0.8) of the depth."""
+    n_train: int = 16
+    """Harmful and harmless train instructions each, for the difference of means."""
+    n_val: int = 16
+    """Further train-split instructions each, for choosing the layer (bypass/induce/KL)."""
+    n_test: int = 32
+    """Held-out harmful and harmless test instructions each, for AUC, scores and refusal rates."""
+    max_new_tokens: int = 24
+    """Greedy tokens generated per prompt for refusal rates."""
+    batch_size: int = 8
+    """Prompts per forward or generation batch."""
+    system_prompt: str | None = None
+    """System prompt in the chat template; None keeps the model's default."""
+    out_dir: Path = Path("explanations")
+    """Parent folder of run folders."""
+    run_name: str = ""
+    """Run folder name; empty derives it from the model name."""
+
+    def __post_init__(self) -> None:
+        for name in ("n_train", "n_val", "n_test", "max_new_tokens", "batch_size"):
+            check_positive("refusal_latents", name, getattr(self, name))
+        if any(layer < 0 for layer in self.layers):
+            raise ConfigError(f"refusal_latents.layers={self.layers}: layers are >= 0")
+
+    def run_dir(self) -> Path:
+        name = self.run_name or re.sub(r"[^A-Za-z0-9._-]+", "_", Path(self.model.name).name) + "-refusal"
+        return self.out_dir / name
+
+
+SMALL = {"n_train": 4, "n_val": 4, "n_test": 4, "max_new_tokens": 8, "batch_size": 4}
+
+
+@contextmanager
+def _step(name: str, timings: dict[str, float]) -> Iterator[None]:
+    logger.info("step %s ...", name)
+    started = time.perf_counter()
+    yield
+    timings[name] = round(time.perf_counter() - started, 2)
+    logger.info("step %s done in %.1f s", name, timings[name])
+
+
+def _prompt_sets(model: Any, cfg: RefusalLatentsConfig) -> dict[tuple[str, str], Any]:
+    """Encoded prompts by (harmful|harmless, train|val|test); val is the train split after n_train."""
+    from sae_interp.data import load_instructions
+    from sae_interp.models import encode_chat
+
+    counts = {
+        "train": (0, cfg.n_train),
+        "val": (cfg.n_train, cfg.n_train + cfg.n_val),
+        "test": (0, cfg.n_test),
+    }
+    sets = {}
+    for kind in ("harmful", "harmless"):
+        for name, (lo, hi) in counts.items():
+            texts = load_instructions(kind, split="test" if name == "test" else "train")[lo:hi]
+            sets[kind, name] = encode_chat(model, texts, cfg.system_prompt)
+    return sets
+
+
+def _direction_step(model: Any, cfg: RefusalLatentsConfig, prompts: dict) -> tuple[Any, list[dict]]:
+    from sae_interp.refusal.direction import (
+        candidate_layers,
+        fit_directions,
+        last_position_resid,
+        projection_auc,
+    )
+
+    layers = cfg.layers or candidate_layers(model.spec.n_layers)
+    resid = {
+        key: last_position_resid(model, prompts[key], layers, batch_size=cfg.batch_size)
+        for key in prompts
+        if key[1] in ("train", "test")
+    }
+    directions = fit_directions(resid["harmful", "train"], resid["harmless", "train"])
+    aucs = [
+        {
+            "layer": layer,
+            "norm": float(directions.at(layer).norm()),
+            "test_projection_auc": projection_auc(
+                resid["harmful", "test"][layer], resid["harmless", "test"][layer], directions.at(layer)
+            ),
+        }
+        for layer in layers
+    ]
+    return directions, aucs
+
+
+def _rates_step(model: Any, cfg: RefusalLatentsConfig, prompts: dict, layer: int, r: Any) -> dict[str, Any]:
+    """Greedy generations and substring-judged refusal rates, with and without interventions."""
+    from sae_interp.models import Ablate, AddVector, generate
+    from sae_interp.refusal.metrics import refusal_rate
+
+    conditions = {
+        "harmful": ("harmful", []),
+        "harmless": ("harmless", []),
+        "harmful_ablated": ("harmful", [Ablate(r)]),
+        "harmless_actadd": ("harmless", [AddVector(layer, r)]),
+    }
+    out: dict[str, Any] = {}
+    for name, (kind, interventions) in conditions.items():
+        texts = generate(
+            model,
+            prompts[kind, "test"],
+            max_new_tokens=cfg.max_new_tokens,
+            interventions=interventions,
+            batch_size=cfg.batch_size,
+        )
+        out[name] = {"refusal_rate": refusal_rate(texts), "generations": texts}
+    return out
+
+
+def run(cfg: RefusalLatentsConfig) -> dict[str, Any]:
+    """Run the built steps; returns the report (also written to refusal/report.json)."""
+    from sae_interp.models import load_model
+    from sae_interp.refusal.metrics import next_token_logprobs, refusal_scores, refusal_token_ids
+    from sae_interp.refusal.selection import score_candidates, select_candidate
+
+    run_dir = cfg.run_dir()
+    report_path = run_dir / "refusal" / "report.json"
+    resolved = config_to_dict(cfg)
+    if report_path.is_file() and read_json(report_path).get("config") == resolved:
+        logger.info("%s is complete for this config; nothing to recompute", report_path)
+        return read_json(report_path)
+    atomic_write_json(run_dir / "config.json", {"schema_version": SCHEMA_VERSION, **resolved})
+    timings: dict[str, float] = {}
+    with _step("load_model", timings):
+        dtype = None if cfg.model.dtype == "auto" else getattr(torch, cfg.model.dtype)
+        device = None if cfg.model.device == "auto" else cfg.model.device
+        model = load_model(cfg.model.name, dtype=dtype, device=device)
+        prompts = _prompt_sets(model, cfg)
+        token_ids = refusal_token_ids(model.tokenizer)
+    with _step("refusal_direction", timings):
+        directions, aucs = _direction_step(model, cfg, prompts)
+    with _step("direction_selection", timings):
+        candidates = score_candidates(
+            model,
+            directions,
+            prompts["harmful", "val"],
+            prompts["harmless", "val"],
+            token_ids,
+            batch_size=cfg.batch_size,
+        )
+        chosen, passed = select_candidate(candidates, model.spec.n_layers)
+        baseline = {
+            kind: float(refusal_scores(next_token_logprobs(model, prompts[kind, "test"]), token_ids).mean())
+            for kind in ("harmful", "harmless")
+        }
+    with _step("refusal_rates", timings):
+        rates = _rates_step(model, cfg, prompts, chosen.layer, directions.at(chosen.layer))
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "config": resolved,
+        "model": dataclasses.asdict(model.spec),
+        "position": -1,
+        "candidates": [{**auc, **dataclasses.asdict(c)} for auc, c in zip(aucs, candidates, strict=True)],
+        "chosen_layer": chosen.layer,
+        "chosen_passed_filters": passed,
+        "refusal_tokens": model.tokenizer.convert_ids_to_tokens(token_ids),
+        "mean_refusal_score_test": baseline,
+        "refusal_rates_test": {name: v["refusal_rate"] for name, v in rates.items()},
+        "base_model_note": None if model.spec.has_chat_template else BASE_MODEL_NOTE,
+        "steps_not_built_yet": list(NOT_BUILT),
+        "timings_s": timings,
+    }
+    atomic_write_json(
+        run_dir / "refusal" / "generations.json", {n: v["generations"] for n, v in rates.items()}
+    )
+    torch.save(
+        {"layers": directions.layers, "directions": directions.directions},
+        run_dir / "refusal" / "directions.pt",
+    )
+    atomic_write_json(report_path, report)
+    return report
+
+
+def _summary(report: dict[str, Any]) -> str:
+    lines = [f"{'layer':>5} {'|r|':>8} {'test AUC':>9} {'bypass':>8} {'induce':>8} {'KL':>7}"]
+    lines += [
+        f"{c['layer']:>5} {c['norm']:>8.2f} {c['test_projection_auc']:>9.3f} {c['bypass']:>8.2f} "
+        f"{c['induce']:>8.2f} {c['kl']:>7.3f}"
+        for c in report["candidates"]
+    ]
+    passed = (
+        "" if report["chosen_passed_filters"] else " (no layer passed induce>0, KL<0.1: lowest bypass taken)"
+    )
+    lines.append(f"chosen layer: {report['chosen_layer']}{passed}")
+    scores = report["mean_refusal_score_test"]
+    lines.append(
+        f"mean refusal score (log-odds), harmful {scores['harmful']:.2f} vs harmless {scores['harmless']:.2f}"
+    )
+    lines.append(
+        "refusal rates (test): " + ", ".join(f"{k} {v:.0%}" for k, v in report["refusal_rates_test"].items())
+    )
+    if report["base_model_note"]:
+        lines.append(report["base_model_note"])
+    lines.append(f"timings (s): {report['timings_s']}")
+    lines.append(f"not built yet: {', '.join(report['steps_not_built_yet'])}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sae_interp.experiments.refusal_latents",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--config", type=Path, help="TOML file with a RefusalLatentsConfig")
+    parser.add_argument("--model", help="embedded model name, local HF folder or .gguf")
+    parser.add_argument("--layers", type=int, nargs="+", help="residual layers to try")
+    parser.add_argument("--out-dir", type=Path, help="parent folder of run folders")
+    parser.add_argument("--run-name", help="run folder name")
+    parser.add_argument("--small", action="store_true", help="tiny counts, for tests")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    overrides = list(args.set)
+    if args.small:
+        overrides += [f"{k}={v}" for k, v in SMALL.items()]
+    for flag, key in (("model", "model.name"), ("out_dir", "out_dir"), ("run_name", "run_name")):
+        if getattr(args, flag) is not None:
+            overrides.append(f"{key}={str(getattr(args, flag))!r}")
+    if args.layers:
+        overrides.append(f"layers={args.layers}")
+    try:
+        base = load_toml(RefusalLatentsConfig, args.config) if args.config else RefusalLatentsConfig()
+        cfg = apply_overrides(base, overrides)
+    except ConfigError as err:
+        parser.error(str(err))
+    report = run(cfg)
+    print(_summary(report))
+    print(f"report: {cfg.run_dir() / 'refusal' / 'report.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Interventions on the residual stream, and generation under them. The only place hooks are made.
+
+Two interventions cover the refusal tools, the evals, SAE-TS and the local client:
+
+- `Ablate(direction)`: directional ablation `x <- x - (x . r_hat) r_hat` on the residual stream at
+  every layer boundary (the input of every decoder layer and the output of the last one), at every
+  position, prompt and generated tokens alike. REFERENCE.md section 1 accepts this residual-stream
+  form; it leaves the direction that attention writes mid-layer visible to that layer's MLP.
+- `AddVector(layer, vector)`: `x <- x + vector` at the input of one decoder layer, every position.
+
+Hooks are plain torch hooks registered inside `intervene`, a context manager that removes them in
+`finally`: nothing stays attached to the model when a function returns, even after an exception.
+They work with `generate` and its KV cache, because each new position passes through them once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from sae_interp.models.loading import LoadedModel
+from sae_interp.models.prompts import PromptBatch
+
+__all__ = ["Ablate", "AddVector", "Intervention", "generate", "intervene"]
+
+
+@dataclass(frozen=True)
+class Ablate:
+    """Project `direction` out of the residual stream at every layer and position."""
+
+    direction: Tensor
+    """[d_model]; normalised internally."""
+
+
+@dataclass(frozen=True)
+class AddVector:
+    """Add `vector` to the residual stream entering decoder layer `layer`, at every position."""
+
+    layer: int
+    vector: Tensor
+    """[d_model], already scaled."""
+
+
+Intervention = Ablate | AddVector
+
+
+def _replace_hidden(args: tuple, kwargs: dict, edit) -> tuple[tuple, dict]:
+    if args:
+        return (edit(args[0]), *args[1:]), kwargs
+    return args, {**kwargs, "hidden_states": edit(kwargs["hidden_states"])}
+
+
+def _edit_output(output: Any, edit) -> Any:
+    if isinstance(output, tuple):
+        return (edit(output[0]), *output[1:])
+    return edit(output)
+
+
+@contextmanager
+def intervene(model: LoadedModel, interventions: Sequence[Intervention]) -> Iterator[None]:
+    """Apply `interventions` to every forward run inside the block."""
+    layers = model.hf.get_submodule(model.spec.layers_path)
+    handles = []
+    try:
+        for item in interventions:
+            if isinstance(item, Ablate):
+                unit = item.direction / item.direction.norm()
+
+                def ablate(x: Tensor, unit: Tensor = unit) -> Tensor:
+                    u = unit.to(device=x.device, dtype=x.dtype)
+                    return x - (x @ u)[..., None] * u
+
+                for layer in layers:
+                    handles.append(
+                        layer.register_forward_pre_hook(
+                            lambda _m, a, k, f=ablate: _replace_hidden(a, k, f), with_kwargs=True
+                        )
+                    )
+                handles.append(
+                    layers[-1].register_forward_hook(lambda _m, _a, out, f=ablate: _edit_output(out, f))
+                )
+            elif isinstance(item, AddVector):
+                model.spec.layer_path(item.layer)  # range check with a clear message
+
+                def add(x: Tensor, v: Tensor = item.vector) -> Tensor:
+                    return x + v.to(device=x.device, dtype=x.dtype)
+
+                handles.append(
+                    layers[item.layer].register_forward_pre_hook(
+                        lambda _m, a, k, f=add: _replace_hidden(a, k, f), with_kwargs=True
+                    )
+                )
+            else:
+                raise TypeError(f"unknown intervention {item!r}; use Ablate or AddVector")
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@torch.inference_mode()
+def generate(
+    model: LoadedModel,
+    prompts: PromptBatch,
+    *,
+    max_new_tokens: int,
+    interventions: Sequence[Intervention] = (),
+    batch_size: int = 8,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    seed: int = 0,
+) -> list[str]:
+    """Generate continuations of `prompts` (greedy by default) under `interventions`, in batches.
+
+    Returns:
+        The decoded new text of each prompt, special tokens removed.
+    """
+    tokenizer = model.tokenizer
+    texts: list[str] = []
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        with intervene(model, interventions):
+            for start in range(0, len(prompts), batch_size):
+                batch = prompts.rows(start, start + batch_size)
+                out = model.hf.generate(
+                    input_ids=batch.input_ids.to(model.device),
+                    attention_mask=batch.attention_mask.to(model.device),
+                    max_new_tokens=max_new_tokens,
+                    do_sample=do_sample,
+                    temperature=temperature if do_sample else None,
+                    top_p=None,
+                    top_k=None,
+                    pad_token_id=tokenizer.pad_token_id,
+                )
+                new = out[:, batch.input_ids.shape[1] :]
+                texts += tokenizer.batch_decode(new, skip_special_tokens=True)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    return texts

@@ -1,0 +1,81 @@
+"""Choosing the layer of the refusal direction: bypass, induce and KL scores per candidate.
+
+For each candidate layer l with direction r_l (REFERENCE.md section 1):
+- bypass: mean refusal score of harmful prompts with r_l ablated everywhere (lower is better);
+- induce: mean refusal score of harmless prompts with r_l added at layer l (must be > 0);
+- KL: mean KL of the next-token distribution of harmless prompts under ablation (must be < 0.1);
+- layer < 0.8 * n_layers.
+The chosen candidate has the lowest bypass among those passing every filter. All of it is
+forwards only: no generation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sae_interp.models import Ablate, AddVector, LoadedModel, PromptBatch
+from sae_interp.refusal.direction import RefusalDirections
+from sae_interp.refusal.metrics import kl_divergence, next_token_logprobs, refusal_scores
+
+__all__ = ["CandidateScore", "score_candidates", "select_candidate"]
+
+
+@dataclass(frozen=True)
+class CandidateScore:
+    """Scores of one candidate layer's direction."""
+
+    layer: int
+    bypass: float
+    """Mean refusal score of harmful prompts under ablation."""
+    induce: float
+    """Mean refusal score of harmless prompts under activation addition."""
+    kl: float
+    """Mean KL on harmless prompts under ablation."""
+
+
+def score_candidates(
+    model: LoadedModel,
+    directions: RefusalDirections,
+    harmful: PromptBatch,
+    harmless: PromptBatch,
+    token_ids: Sequence[int],
+    *,
+    batch_size: int = 8,
+) -> list[CandidateScore]:
+    """Bypass, induce and KL of each layer's direction, on validation prompts."""
+    baseline_harmless = next_token_logprobs(model, harmless, batch_size=batch_size)
+    scores = []
+    for layer in directions.layers:
+        r = directions.at(layer)
+        ablate = [Ablate(r)]
+        harmful_ablated = next_token_logprobs(model, harmful, interventions=ablate, batch_size=batch_size)
+        harmless_ablated = next_token_logprobs(model, harmless, interventions=ablate, batch_size=batch_size)
+        harmless_added = next_token_logprobs(
+            model, harmless, interventions=[AddVector(layer, r)], batch_size=batch_size
+        )
+        scores.append(
+            CandidateScore(
+                layer=layer,
+                bypass=float(refusal_scores(harmful_ablated, token_ids).mean()),
+                induce=float(refusal_scores(harmless_added, token_ids).mean()),
+                kl=float(kl_divergence(baseline_harmless, harmless_ablated).mean()),
+            )
+        )
+    return scores
+
+
+def select_candidate(
+    scores: Sequence[CandidateScore], n_layers: int, *, max_kl: float = 0.1, max_layer_frac: float = 0.8
+) -> tuple[CandidateScore, bool]:
+    """The candidate with the lowest bypass among those passing the filters.
+
+    Returns:
+        (candidate, passed): `passed` is False when no candidate met every filter and the lowest
+        bypass overall was taken instead; reports must say so.
+    """
+    if not scores:
+        raise ValueError("no candidates to select from")
+    passing = [s for s in scores if s.induce > 0 and s.kl < max_kl and s.layer < max_layer_frac * n_layers]
+    pool = passing or list(scores)
+    return min(pool, key=lambda s: s.bypass), bool(passing)

@@ -75,7 +75,7 @@ class ModelConfig:
             raise ConfigError("model.name is empty; give an embedded model name or a path")
 
 
-def build(cls: type[T], data: Mapping[str, Any], section: str) -> T:
+def build(cls: type[T], data: Any, section: str) -> T:
     """Build dataclass `cls` from a mapping, recursing into nested dataclass fields.
 
     Raises:
@@ -83,6 +83,7 @@ def build(cls: type[T], data: Mapping[str, Any], section: str) -> T:
     """
     if not isinstance(data, Mapping):
         raise ConfigError(f"[{section}] must be a table of keys, got {type(data).__name__}")
+    data = typing.cast(Mapping[str, Any], data)
     known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     if unknown := sorted(set(data) - set(known)):
         raise ConfigError(f"[{section}] unknown key(s) {unknown}; known keys: {sorted(known)}")
@@ -114,7 +115,8 @@ def _coerce(annotation: Any, value: Any, where: str) -> Any:
     if origin is tuple and isinstance(value, list | tuple):
         inner = get_args(annotation)
         item = inner[0] if inner else Any
-        return tuple(_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+        values = typing.cast(list[Any], value)
+        return tuple(_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(values))
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if annotation is Path and isinstance(value, str):
@@ -172,9 +174,9 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
         if isinstance(value, Path):
             return str(value)
         if isinstance(value, tuple | list):
-            return [plain(v) for v in value]
+            return [plain(v) for v in typing.cast(list[Any], value)]
         if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
+            return {str(k): plain(v) for k, v in typing.cast(dict[Any, Any], value).items()}
         return value
 
     return {k: plain(v) for k, v in dataclasses.asdict(cfg).items()}

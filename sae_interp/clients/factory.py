@@ -23,7 +23,7 @@ from sae_interp.clients.openai_compatible import (
 
 __all__ = ["CLIENT_BUILDERS", "ClientConfig", "ClientKind", "make_client", "register_client"]
 
-ClientKind = Literal["openai", "openrouter"]
+ClientKind = Literal["openai", "openrouter", "local"]
 """Backends a config may name. Every name here must also be registered in `CLIENT_BUILDERS`."""
 
 _ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -139,5 +139,14 @@ def _build_openrouter(cfg: ClientConfig) -> LLMClient:
     )
 
 
+def _build_local(cfg: ClientConfig) -> LLMClient:
+    # Imported here: the in-process client pulls in torch and the model loader, which the HTTP
+    # clients do not need. `max_concurrency` bounds the calls generated together in one batch.
+    from sae_interp.clients.local import Local
+
+    return Local(cfg.model, max_batch=cfg.max_concurrency)
+
+
 register_client("openai", _build_openai)
 register_client("openrouter", _build_openrouter)
+register_client("local", _build_local)

@@ -102,7 +102,7 @@ def _read_json(path: Path) -> Iterator[Any]:
 def _read_hf_folder(path: Path) -> Iterator[Any]:
     """Rows of a `datasets` folder written by save_to_disk (its "train" split for a DatasetDict)."""
     try:
-        import datasets  # optional and heavy: only this format needs it
+        import datasets  # pyright: ignore[reportMissingImports]  # optional extra, only this format needs it
     except ImportError as err:
         raise ImportError(
             f"{path} is a Hugging Face datasets folder; reading it needs: pip install datasets"

@@ -260,7 +260,7 @@ def _summary(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sae_interp.experiments.refusal_latents",
-        description=__doc__.split("\n\n")[0],
+        description="Find the refusal direction and the SAE latents aligned with it.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--config", type=Path, help="TOML file with a RefusalLatentsConfig")

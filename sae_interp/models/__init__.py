@@ -1,7 +1,7 @@
 """Load any causal LM behind one API and read or steer its residual stream through nnsight."""
 
 from sae_interp.models.embedded import EMBEDDED_MODELS, EmbeddedModel, EmbeddedModelError, resolve_embedded
-from sae_interp.models.interventions import Ablate, AddVector, Intervention, generate, intervene
+from sae_interp.models.interventions import Ablate, AddVector, Intervention, Splice, generate, intervene
 from sae_interp.models.loading import LoadedModel, ModelNotFoundError, ModelSpec, default_dtype, load_model
 from sae_interp.models.prompts import PromptBatch, encode_chat
 from sae_interp.models.resid import ResidBatch, collect_resid, read_resid
@@ -18,6 +18,7 @@ __all__ = [
     "ModelSpec",
     "PromptBatch",
     "ResidBatch",
+    "Splice",
     "collect_resid",
     "default_dtype",
     "encode_chat",

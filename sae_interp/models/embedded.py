@@ -213,9 +213,9 @@ def _convert(model: EmbeddedModel, paths: Sequence[Path], tmp: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tmp, gguf_file=_GGUF_NAME, **model.tokenizer_kwargs)
     # The weights are already dequantised: without this, save_pretrained would record a GGUF
     # quantisation config that makes the folder unloadable without the GGUF.
-    hf.hf_quantizer = None
+    hf.hf_quantizer = None  # pyright: ignore[reportArgumentType]  # typed as a module, None is how HF unsets it
     if hasattr(hf.config, "quantization_config"):
-        del hf.config.quantization_config
+        del hf.config.quantization_config  # pyright: ignore[reportAttributeAccessIssue]
     hf.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     gguf.unlink()

@@ -7,6 +7,8 @@ Two interventions cover the refusal tools, the evals, SAE-TS and the local clien
   position, prompt and generated tokens alike. REFERENCE.md section 1 accepts this residual-stream
   form; it leaves the direction that attention writes mid-layer visible to that layer's MLP.
 - `AddVector(layer, vector)`: `x <- x + vector` at the input of one decoder layer, every position.
+- `Splice(layer, fn)`: `x <- fn(x)` at the input of one decoder layer (an SAE's reconstruction for
+  the core eval, zeros for zero ablation, or an identity that records x).
 
 Hooks are plain torch hooks registered inside `intervene`, a context manager that removes them in
 `finally`: nothing stays attached to the model when a function returns, even after an exception.
@@ -15,18 +17,19 @@ They work with `generate` and its KV cache, because each new position passes thr
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import typing
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from sae_interp.models.loading import LoadedModel
 from sae_interp.models.prompts import PromptBatch
 
-__all__ = ["Ablate", "AddVector", "Intervention", "generate", "intervene"]
+__all__ = ["Ablate", "AddVector", "Intervention", "Splice", "generate", "intervene"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,16 @@ class AddVector:
     """[d_model], already scaled."""
 
 
-Intervention = Ablate | AddVector
+@dataclass(frozen=True)
+class Splice:
+    """Replace the residual stream entering decoder layer `layer` with `fn(x)`, at every position."""
+
+    layer: int
+    fn: Callable[[Tensor], Tensor]
+    """x: [batch, seq, d_model] -> a tensor of the same shape (cast back to x's dtype and device)."""
+
+
+Intervention = Ablate | AddVector | Splice
 
 
 def _replace_hidden(args: tuple, kwargs: dict, edit) -> tuple[tuple, dict]:
@@ -64,7 +76,7 @@ def _edit_output(output: Any, edit) -> Any:
 @contextmanager
 def intervene(model: LoadedModel, interventions: Sequence[Intervention]) -> Iterator[None]:
     """Apply `interventions` to every forward run inside the block."""
-    layers = model.hf.get_submodule(model.spec.layers_path)
+    layers = typing.cast(nn.ModuleList, model.hf.get_submodule(model.spec.layers_path))
     handles = []
     try:
         for item in interventions:
@@ -95,8 +107,24 @@ def intervene(model: LoadedModel, interventions: Sequence[Intervention]) -> Iter
                         lambda _m, a, k, f=add: _replace_hidden(a, k, f), with_kwargs=True
                     )
                 )
+            elif isinstance(item, Splice):
+                model.spec.layer_path(item.layer)
+
+                def splice(x: Tensor, fn: Callable[[Tensor], Tensor] = item.fn) -> Tensor:
+                    out = fn(x)
+                    if out.shape != x.shape:
+                        raise ValueError(
+                            f"Splice fn returned shape {tuple(out.shape)} for input {tuple(x.shape)}"
+                        )
+                    return out.to(device=x.device, dtype=x.dtype)
+
+                handles.append(
+                    layers[item.layer].register_forward_pre_hook(
+                        lambda _m, a, k, f=splice: _replace_hidden(a, k, f), with_kwargs=True
+                    )
+                )
             else:
-                raise TypeError(f"unknown intervention {item!r}; use Ablate or AddVector")
+                raise TypeError(f"unknown intervention {item!r}; use Ablate, AddVector or Splice")
         yield
     finally:
         for handle in handles:
@@ -128,7 +156,7 @@ def generate(
         with intervene(model, interventions):
             for start in range(0, len(prompts), batch_size):
                 batch = prompts.rows(start, start + batch_size)
-                out = model.hf.generate(
+                out = typing.cast(Any, model.hf).generate(  # generate comes from GenerationMixin
                     input_ids=batch.input_ids.to(model.device),
                     attention_mask=batch.attention_mask.to(model.device),
                     max_new_tokens=max_new_tokens,

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -25,6 +25,9 @@ from sae_interp.models.embedded import (
     resolve_embedded,
 )
 from sae_interp.models.templates import ensure_chat_template
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 __all__ = [
     "LoadedModel",
@@ -85,7 +88,7 @@ class LoadedModel:
     spec: ModelSpec
 
     @property
-    def hf(self) -> nn.Module:
+    def hf(self) -> PreTrainedModel:
         """The underlying transformers model (plain torch module)."""
         return self.lm._module
 

@@ -8,6 +8,7 @@ rates from greedy generations judged by substring confirm it.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Literal
 
@@ -75,12 +76,18 @@ def next_token_logprobs(
 ) -> Tensor:
     """Log-probabilities of the token after each prompt, [n, vocab] float32 on CPU."""
     out = []
+    # Only the last position's logits are needed: with a large vocabulary (gemma: 262k) the LM
+    # head over every position would be a large share of the forward.
+    last_only = (
+        {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.hf.forward).parameters else {}
+    )
     with intervene(model, interventions):
         for start in range(0, len(prompts), batch_size):
             batch = prompts.rows(start, start + batch_size)
             logits = model.hf(
                 input_ids=batch.input_ids.to(model.device),
                 attention_mask=batch.attention_mask.to(model.device),
+                **last_only,
             ).logits[:, -1]
             out.append(logits.float().log_softmax(-1).cpu())
     return torch.cat(out)

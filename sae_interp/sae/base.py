@@ -72,6 +72,15 @@ class SAE(nn.Module):
     sparsity_coefficient: ClassVar[str] = "l1_coefficient"
     """`TrainConfig` field weighting `SAEOutput.sparsity` for this architecture."""
 
+    W_enc: nn.Parameter
+    """[d_in, d_sae]"""
+    b_enc: nn.Parameter
+    """[d_sae]"""
+    W_dec: nn.Parameter
+    """[d_sae, d_in]"""
+    b_dec: nn.Parameter
+    """[d_in]"""
+
     def __init__(
         self, cfg: SAEConfig, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
     ):

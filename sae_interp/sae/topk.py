@@ -102,6 +102,7 @@ class TopKSAE(SAE):
         if n_dead == 0:
             return pre.new_zeros(())
         k_aux = step.k_aux or self.cfg.d_in // 2
+        assert step.dead_mask is not None  # n_dead > 0 implies a mask
         masked = pre.masked_fill(~step.dead_mask, float("-inf"))
         top = masked.topk(min(k_aux, n_dead), dim=-1, sorted=False)
         e_hat = self._unscale(self._decode_sparse(top.indices, top.values.relu()))
@@ -115,4 +116,4 @@ class TopKSAE(SAE):
 
     @torch.no_grad()
     def apply_constraints(self) -> None:
-        self.W_dec /= self._decoder_norms().unsqueeze(1)
+        self.W_dec.div_(self._decoder_norms().unsqueeze(1))

@@ -1,0 +1,97 @@
+"""Write a core evaluation as a SAEBench-style result file.
+
+SAEBench's result files are JSON objects with `eval_type_id`, `eval_config`, `eval_id`,
+`datetime_epoch_millis`, `eval_result_metrics` (grouped metrics), `eval_result_details` (per-latent
+rows), `eval_result_unstructured`, provenance of the evaluating code, and the SAE's identity
+(`sae_lens_id`, `sae_lens_release_id`, `sae_lens_version`, `sae_cfg_dict`). We fill the same keys
+from our own evaluation; the evaluating code is sae_interp, so its version and git commit stand
+where SAEBench writes its own commit hash, and `sae_bench_commit_hash` is null.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import time
+import uuid
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from sae_interp._io import atomic_write_json
+from sae_interp.evals.core import CoreEvalConfig, CoreEvalResult
+from sae_interp.sae.base import SAE
+
+__all__ = ["EVAL_TYPE_ID_CORE", "core_eval_record", "write_core_eval"]
+
+EVAL_TYPE_ID_CORE = "core"
+
+
+def _git_commit() -> str | None:
+    """The sae_interp checkout's commit, when it runs from a git work tree."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def core_eval_record(
+    result: CoreEvalResult,
+    sae: SAE,
+    cfg: CoreEvalConfig,
+    *,
+    model_name: str,
+    model_dtype: str,
+    dataset: str,
+    context_size: int,
+    n_rows: int,
+    sae_id: str | None = None,
+) -> dict[str, Any]:
+    """The SAEBench-style JSON object of one core evaluation."""
+    try:
+        version = metadata.version("sae_interp")
+    except metadata.PackageNotFoundError:
+        version = None
+    return {
+        "eval_type_id": EVAL_TYPE_ID_CORE,
+        "eval_config": {
+            "model_name": model_name,
+            "llm_dtype": model_dtype,
+            "batch_size_prompts": cfg.batch_size,
+            "n_eval_rows": n_rows,
+            "dataset": dataset,
+            "context_size": context_size,
+            "compute_kl": True,
+            "compute_ce_loss": True,
+            "exclude_special_tokens_from_reconstruction": True,
+            "splice_note": "position 0 (BOS) keeps its clean residual in the SAE and ablation runs",
+            **dataclasses.asdict(cfg),
+        },
+        "eval_id": str(uuid.uuid4()),
+        "datetime_epoch_millis": int(time.time() * 1000),
+        "eval_result_metrics": result.metrics,
+        "eval_result_details": result.details,
+        "eval_result_unstructured": None,
+        "sae_bench_commit_hash": None,
+        "sae_interp_version": version,
+        "sae_interp_commit_hash": _git_commit(),
+        "sae_lens_id": sae_id,
+        "sae_lens_release_id": None,
+        "sae_lens_version": None,
+        "sae_cfg_dict": sae.cfg.to_dict(),
+    }
+
+
+def write_core_eval(path: str | os.PathLike[str], record: dict[str, Any]) -> Path:
+    """Atomically write `record` (from `core_eval_record`) as JSON; returns the path."""
+    atomic_write_json(path, record)
+    return Path(path)

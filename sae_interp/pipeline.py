@@ -236,7 +236,9 @@ class _Stats:
         self.started = time.monotonic()
         self.done = self.skipped = 0
         self.failed: list[Failed] = []
-        self.in_flight = self.max_in_flight = 0
+        self.active: set[str] = set()
+        """Keys in flight."""
+        self.max_in_flight = 0
         self.stage_seconds: dict[str, float] = {}
         self.stage_calls: dict[str, int] = {}
         self.metric_sums: dict[str, float] = {}
@@ -327,7 +329,8 @@ class Pipeline:
         Raises:
             asyncio.CancelledError: the run was cancelled (Ctrl-C); finished items and the summary
                 (status "cancelled") are on disk, in-flight items are not.
-            Exception: the source raised (the summary says status "error").
+            ExceptionGroup: the source raised (wrapped by the run's TaskGroup; the summary says
+                status "error").
         """
         self.folder.prepare()
         self.folder.write_config({"pipeline": self._describe(), "config": redact(self.config)})
@@ -370,15 +373,17 @@ class Pipeline:
                 except StopAsyncIteration:
                     return
             key = self.key(item)
-            if self.folder.is_complete(key):
+            if key in stats.active:  # two workers must never write one file
+                logger.warning("key %r appears twice in the source; the second is skipped", key)
+            elif self.folder.is_complete(key):
                 stats.skipped += 1
             else:
-                stats.in_flight += 1
-                stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+                stats.active.add(key)
+                stats.max_in_flight = max(stats.max_in_flight, len(stats.active))
                 try:
                     await self._process(key, item, stats)
                 finally:
-                    stats.in_flight -= 1
+                    stats.active.discard(key)
             bar.update()
             bar.set_postfix(self._postfix(stats), refresh=False)
 

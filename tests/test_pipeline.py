@@ -16,7 +16,6 @@ from typing import Any
 
 import orjson
 import pytest
-from clients.loopback import LoopbackServer, RecordedRequest, Reply, Respond, chat_body, error_reply
 
 from sae_interp.clients import ClientConfig, OpenAICompatible, SamplingParams
 from sae_interp.pipeline import (
@@ -28,6 +27,7 @@ from sae_interp.pipeline import (
     UsageCounter,
     process_wrapper,
 )
+from tests.clients.loopback import LoopbackServer, RecordedRequest, Reply, Respond, chat_body, error_reply
 
 TESTS = Path(__file__).parent
 PARAMS = SamplingParams(max_tokens=8)
@@ -227,10 +227,10 @@ async def test_cancellation_leaves_a_consistent_folder(tmp_path: Path) -> None:
 
 KILLED_RUN = """
 import asyncio, sys
-from clients.loopback import LoopbackServer
+from tests.clients.loopback import LoopbackServer
 from sae_interp.clients import OpenAICompatible
 from sae_interp.pipeline import Pipeline, RunFolder
-from test_pipeline import Explain
+from tests.test_pipeline import Explain
 
 async def main():
     async with LoopbackServer(latency=0.05) as server:
@@ -242,19 +242,27 @@ asyncio.run(main())
 """
 
 
-async def test_resume_after_sigkill_finishes_every_item_exactly_once(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(KILLED_RUN), str(tmp_path)], env=env)
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
+async def test_resume_after_a_killed_run_finishes_every_item_exactly_once(tmp_path: Path, sig: int) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(KILLED_RUN), str(tmp_path)], env=env, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 60
         while len(list(tmp_path.glob("items/*.json"))) < 8:
             assert proc.poll() is None, "the run ended before it could be killed"
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
+        proc.send_signal(sig)
     finally:
-        proc.wait()
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode != 0
     before = item_files(tmp_path)
+    if sig == signal.SIGINT:  # Ctrl-C: asyncio.run cancels the run, which still writes its summary
+        assert b"KeyboardInterrupt" in stderr
+        summary = orjson.loads((tmp_path / "summary.json").read_bytes())
+        assert summary["status"] == "cancelled" and summary["counts"]["done"] == len(before)
     assert 8 <= len(before) < 60
     async with LoopbackServer() as server, client_for(server) as client:
         result = await Pipeline(range(60), Explain(client), key=str, folder=RunFolder(tmp_path)).run()
@@ -310,3 +318,15 @@ def test_item_paths_stay_inside_the_run_folder(tmp_path: Path) -> None:
     assert folder.item_file("layers.6/12") == tmp_path / "latents/layers.6/12.json"
     with pytest.raises(ValueError, match="outside the run folder"):
         folder.item_file("../escape")
+
+
+async def test_a_key_twice_in_the_source_is_processed_once(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    async def slow(x: int) -> int:
+        calls.append(x)
+        await asyncio.sleep(0.05)
+        return x
+
+    result = await Pipeline([1, 1, 2, 1], slow, key=str, folder=RunFolder(tmp_path)).run()
+    assert sorted(calls) == [1, 2] and result.done == 2

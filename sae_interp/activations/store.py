@@ -137,6 +137,7 @@ class ActivationStore:
         if not manifest_path.is_file():
             raise FileNotFoundError(f"{self.path} is not an activation store (no {MANIFEST_FILENAME})")
         self.manifest: dict[str, Any] = read_json(manifest_path)
+        self._lengths: Tensor | None = None
         if self.manifest.get("format_version") != STORE_FORMAT_VERSION:
             raise ValueError(
                 f"{manifest_path}: format_version {self.manifest.get('format_version')!r}, expected "
@@ -181,7 +182,9 @@ class ActivationStore:
 
     def lengths(self) -> Tensor:
         """[n_rows] int64 real tokens per row (BOS included)."""
-        return load_file(self.path / TOKENS_FILENAME)["lengths"]
+        if self._lengths is None:  # read once: `batches` asks for it per part
+            self._lengths = load_file(self.path / TOKENS_FILENAME)["lengths"]
+        return self._lengths
 
     def real_mask(self, start: int, end: int) -> Tensor:
         """[end - start, n_positions] bool: stored positions of rows start..end-1 that are real tokens."""

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from sae_interp.cache.config import LoaderConfig
 from sae_interp.cache.layout import HIST_EDGES, CacheError, CacheIndex, open_cache, read_part
-from sae_interp.cache.records import Example, LatentRecord, LatentSummary, SkippedLatent
+from sae_interp.cache.records import Example, ExampleKind, LatentRecord, LatentSummary, SkippedLatent
 from sae_interp.sae.base import SAE
 
 __all__ = ["FeatureDataset", "FeatureLoader", "latents_from_scores"]
@@ -202,8 +202,8 @@ class FeatureDataset:
         return LatentRecord(
             hookpoint=hp,
             latent=latent,
-            train=[build.activating(i, int(quantile[i])) for i in train],
-            test=[build.activating(i, int(quantile[i])) for i in test],
+            train=build.activating(train, quantile),
+            test=build.activating(test, quantile),
             non_activating=self._non_activating(hp, keys, neighbours, build, rng),
             statistics=_summary(vals, self.index.n_tokens()),
             n_examples=len(keys),
@@ -223,52 +223,69 @@ class FeatureDataset:
     ) -> list[Example]:
         want = self.cfg.n_non_activating
         taken: set[int] = set(active.tolist())
-        out: list[Example] = []
+        picked: list[tuple[int, ExampleKind, int | None]] = []  # (window key, kind, neighbour)
         if self.cfg.non_activating_source == "neighbours":
             for other in neighbours:
                 rows, pos, _ = self.entries(hp, other)
                 for key in _unique_in_order((rows * build.n_win + pos // build.e).tolist(), rng):
-                    if len(out) < want and key not in taken:
+                    if len(picked) < want and key not in taken:
                         taken.add(key)
-                        out.append(build.zero(key, "neighbour", other))
+                        picked.append((key, "neighbour", other))
         n_cand = len(self.index.rows) * build.n_win
-        draw = rng.choice(n_cand, size=min(n_cand, want - len(out) + len(taken)), replace=False)
+        draw = rng.choice(n_cand, size=min(n_cand, want - len(picked) + len(taken)), replace=False)
         for c in draw.tolist():
             key = int(self.index.rows[c // build.n_win]) * build.n_win + c % build.n_win
-            if len(out) < want and key not in taken:
+            if len(picked) < want and key not in taken:
                 taken.add(key)
-                out.append(build.zero(key, "random"))
-        return out
+                picked.append((key, "random", None))
+        return build.zero(picked)
 
 
 class _ExampleBuilder:
-    """Cuts windows out of the token array and fills in one latent's per-token activations."""
+    """Cuts windows out of the token array and fills in one latent's per-token activations, in batches."""
 
     def __init__(
         self, tokens: Tensor, keys: Tensor, inverse: Tensor, offset: Tensor, vals: Tensor, e: int, n_win: int
     ):
         self.tokens, self.keys, self.e, self.n_win = tokens, keys, e, n_win
-        # entries grouped by example: example i owns by_example[bounds[i]:bounds[i + 1]]
-        self.by_example = torch.argsort(inverse, stable=True)
-        self.bounds = torch.cat(
-            [torch.zeros(1, dtype=torch.int64), torch.bincount(inverse).cumsum(0)]
-        ).tolist()
-        self.offset, self.vals = offset, vals
+        self.inverse, self.offset, self.vals = inverse, offset, vals
 
-    def _window(self, key: int) -> tuple[int, int, Tensor]:
-        row, w = divmod(key, self.n_win)
-        return row, w * self.e, self.tokens[row, w * self.e : (w + 1) * self.e]
+    def _windows(self, keys: Tensor) -> tuple[list[int], list[int], list[int], Tensor]:
+        """(rows, starts, lengths, tokens [n, e]) of window keys; the last window of a row may be short."""
+        rows, starts = keys // self.n_win, keys % self.n_win * self.e
+        ctx_len = self.tokens.shape[1]
+        cols = (starts[:, None] + torch.arange(self.e)).clamp_max(ctx_len - 1)
+        lengths = (ctx_len - starts).clamp_max(self.e)
+        return rows.tolist(), starts.tolist(), lengths.tolist(), self.tokens[rows[:, None], cols]
 
-    def activating(self, i: int, quantile: int) -> Example:
-        row, start, toks = self._window(int(self.keys[i]))
-        acts = torch.zeros(len(toks))
-        mine = self.by_example[self.bounds[i] : self.bounds[i + 1]]
-        acts[self.offset[mine]] = self.vals[mine]
-        return Example(toks.clone(), acts, row, start, "activating", quantile)
+    def activating(self, idx: list[int], quantile: Tensor) -> list[Example]:
+        """Examples of activating windows `idx` (indices into `keys`)."""
+        if not idx:
+            return []
+        chosen = torch.tensor(idx, dtype=torch.int64)
+        slot = torch.full((len(self.keys),), -1, dtype=torch.int64)
+        slot[chosen] = torch.arange(len(idx))
+        mine = slot[self.inverse]
+        keep = mine >= 0
+        rows, starts, lengths, toks = self._windows(self.keys[chosen])
+        acts = torch.zeros(toks.shape)
+        acts[mine[keep], self.offset[keep]] = self.vals[keep]
+        q = quantile[chosen].tolist()
+        return [
+            Example(toks[j, :n], acts[j, :n], rows[j], starts[j], "activating", q[j])
+            for j, n in enumerate(lengths)
+        ]
 
-    def zero(self, key: int, kind: Any, neighbour: int | None = None) -> Example:
-        row, start, toks = self._window(key)
-        return Example(toks.clone(), torch.zeros(len(toks)), row, start, kind, None, neighbour)
+    def zero(self, picked: list[tuple[int, ExampleKind, int | None]]) -> list[Example]:
+        """Examples of windows (key, kind, neighbour) where the latent is zero."""
+        if not picked:
+            return []
+        rows, starts, lengths, toks = self._windows(torch.tensor([p[0] for p in picked], dtype=torch.int64))
+        zeros = torch.zeros(toks.shape)
+        return [
+            Example(toks[j, :n], zeros[j, :n], rows[j], starts[j], picked[j][1], None, picked[j][2])
+            for j, n in enumerate(lengths)
+        ]
 
 
 def _sample_train(

@@ -22,7 +22,7 @@ Each process picks its GPU from LOCAL_RANK and its parts from RANK/WORLD_SIZE; a
 is restarted with the same command and continues at its next unfinished part. At the GPU limits in
 REFERENCE section 8 (~0.5-0.9M tokens/s per H100 with a 16-64k-latent TopK SAE) this is a few
 minutes of compute; size `rows_per_part` so that one part's nonzeros fit in host memory
-(rows * ctx_len * k * 10 bytes, ~10 GB for 4096 x 256 x 32 ... halve it for large k).
+(about rows * ctx_len * k * 28 bytes while encoding: ~0.9 GB for 4096 rows x 256 tokens x k=32).
 """
 
 from __future__ import annotations

@@ -34,7 +34,8 @@ class ClientConfig:
     """Which LLM server to call and how hard."""
 
     kind: ClientKind = "openai"
-    """Backend: "openai" (any OpenAI-compatible server at `base_url`) or "openrouter"."""
+    """Backend: "openai" (any OpenAI-compatible server at `base_url`), "openrouter", or "local"
+    (an in-process model: `model` is its name or path)."""
     model: str
     """Model name as the server knows it."""
     base_url: str | None = None

@@ -178,7 +178,7 @@ def evaluate_core(
     lengths = lengths if lengths is not None else torch.full((tokens.shape[0],), tokens.shape[1])
     sums = _Sums(sae.cfg.d_in, sae.cfg.d_sae)
     splice = _SAESplice(sae, sums)
-    totals = dict.fromkeys(("ce_clean", "ce_sae", "ce_zero", "kl_sae", "kl_zero"), 0.0)
+    totals: dict[str, float] = dict.fromkeys(("ce_clean", "ce_sae", "ce_zero", "kl_sae", "kl_zero"), 0.0)
     n_pred = 0
     starts = range(0, tokens.shape[0], cfg.batch_size)
     for start in tqdm(starts, total=len(starts), desc="core eval", disable=None if progress else True):

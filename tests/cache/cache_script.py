@@ -1,7 +1,7 @@
 """Run FeatureCache on tiny_llama from a subprocess (the kill/resume and torchrun tests use it).
 
-    python tests/cache/cache_script.py --sae SAE_DIR --out CACHE [--sleep 0.3] [--threads 2]
-    torchrun --nproc-per-node 2 tests/cache/cache_script.py --sae SAE_DIR --out CACHE
+python tests/cache/cache_script.py --sae SAE_DIR --out CACHE [--sleep 0.3] [--threads 2]
+torchrun --nproc-per-node 2 tests/cache/cache_script.py --sae SAE_DIR --out CACHE
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from sae_interp.sae import SAEConfig, SAEMetadata, build_sae
 from sae_interp.sae.io import save_sae
 
 sys.path.insert(0, str(Path(__file__).parent))
-import cache_script  # noqa: E402  (the subprocess tests' script; shares its settings with the tests)
+import cache_script  # the subprocess tests' script; it shares its settings with the tests
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +50,6 @@ def tiny_cache(tmp_path_factory, tiny_model, tiny_sae) -> Path:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def script():
     return cache_script

@@ -41,7 +41,7 @@ def _part_contents(path: Path) -> dict[str, tuple[dict, dict]]:
     out = {}
     for part in sorted((path / "latents").rglob("part-*.safetensors")):
         with safe_open(str(part), "pt") as f:
-            out[str(part.relative_to(path))] = (f.metadata(), {k: f.get_tensor(k).tolist() for k in f.keys()})
+            out[str(part.relative_to(path))] = (f.metadata(), {k: f.get_tensor(k).tolist() for k in f.keys()})  # noqa: SIM118 (safe_open is not a dict)
     return out
 
 
@@ -90,7 +90,10 @@ def test_rerun_is_a_noop(tiny_cache, tiny_model, tiny_sae, script):
     assert {p: p.stat().st_mtime_ns for p in tiny_cache.rglob("*") if p.is_file()} == before
 
 
-def test_resume_after_sigkill_matches_uninterrupted(tmp_path, tiny_cache, tiny_model, tiny_sae, tiny_sae_dir, script):
+@pytest.mark.slow
+def test_resume_after_sigkill_matches_uninterrupted(
+    tmp_path, tiny_cache, tiny_model, tiny_sae, tiny_sae_dir, script
+):
     out = tmp_path / "killed"
     cmd = [sys.executable, script.__file__, "--sae", str(tiny_sae_dir), "--out", str(out), "--sleep", "0.4"]
     proc = subprocess.Popen([*cmd, "--threads", str(torch.get_num_threads())])
@@ -119,7 +122,7 @@ def _n_parts(path: Path) -> int:
 
 def test_other_settings_in_same_folder_is_an_error(tiny_cache, tiny_model, tiny_sae, script):
     cfg = CacheConfig(rows_per_part=16, n_splits=4, batch_size=8)
-    with pytest.raises(CacheError, match="other settings.*hookpoints"):
+    with pytest.raises(CacheError, match=r"other settings.*hookpoints"):
         FeatureCache(tiny_model, {HOOKPOINT: tiny_sae}, cfg).run(
             script.tokens(), tiny_cache, data_source="tokens.safetensors"
         )
@@ -134,7 +137,9 @@ def test_latent_subset_keep_bos_and_float32(tmp_path, tiny_model, tiny_sae, scri
     assert set(loc[:, 2].tolist()) <= {3, 200}
     expected = dense[..., [3, 200]].nonzero()
     expected[:, 2] = torch.tensor([3, 200])[expected[:, 2]]
-    assert torch.equal(loc, expected[torch.argsort(expected[:, 0] * 10**8 + expected[:, 1] * 10**4 + expected[:, 2])])
+    assert torch.equal(
+        loc, expected[torch.argsort(expected[:, 0] * 10**8 + expected[:, 1] * 10**4 + expected[:, 2])]
+    )
     assert torch.equal(val, dense[loc[:, 0], loc[:, 1], loc[:, 2]])  # float32: stored exactly
 
 

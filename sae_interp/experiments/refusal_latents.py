@@ -21,23 +21,14 @@ import dataclasses
 import logging
 import re
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from sae_interp._io import atomic_write_json, read_json
-from sae_interp.config import (
-    ConfigError,
-    ModelConfig,
-    apply_overrides,
-    check_positive,
-    config_to_dict,
-    load_toml,
-)
+from sae_interp.config import ConfigError, ModelConfig, check_positive, config_to_dict
+from sae_interp.experiments._cli import add_config_arguments, resolve_config, setup_logging, timed_step
 
 __all__ = ["RefusalLatentsConfig", "main", "run"]
 
@@ -87,15 +78,6 @@ class RefusalLatentsConfig:
 
 
 SMALL = {"n_train": 4, "n_val": 4, "n_test": 4, "max_new_tokens": 8, "batch_size": 4}
-
-
-@contextmanager
-def _step(name: str, timings: dict[str, float]) -> Iterator[None]:
-    logger.info("step %s ...", name)
-    started = time.perf_counter()
-    yield
-    timings[name] = round(time.perf_counter() - started, 2)
-    logger.info("step %s done in %.1f s", name, timings[name])
 
 
 def _prompt_sets(model: Any, cfg: RefusalLatentsConfig) -> dict[tuple[str, str], Any]:
@@ -170,7 +152,7 @@ def _rates_step(model: Any, cfg: RefusalLatentsConfig, prompts: dict, layer: int
 
 def run(cfg: RefusalLatentsConfig) -> dict[str, Any]:
     """Run the built steps; returns the report (also written to refusal/report.json)."""
-    from sae_interp.models import load_model
+    from sae_interp.models import load_model_from_config
     from sae_interp.refusal.metrics import next_token_logprobs, refusal_scores, refusal_token_ids
     from sae_interp.refusal.selection import score_candidates, select_candidate
 
@@ -182,15 +164,13 @@ def run(cfg: RefusalLatentsConfig) -> dict[str, Any]:
         return read_json(report_path)
     atomic_write_json(run_dir / "config.json", {"schema_version": SCHEMA_VERSION, **resolved})
     timings: dict[str, float] = {}
-    with _step("load_model", timings):
-        dtype = None if cfg.model.dtype == "auto" else getattr(torch, cfg.model.dtype)
-        device = None if cfg.model.device == "auto" else cfg.model.device
-        model = load_model(cfg.model.name, dtype=dtype, device=device)
+    with timed_step("load_model", timings):
+        model = load_model_from_config(cfg.model)
         prompts = _prompt_sets(model, cfg)
         token_ids = refusal_token_ids(model.tokenizer)
-    with _step("refusal_direction", timings):
+    with timed_step("refusal_direction", timings):
         directions, aucs = _direction_step(model, cfg, prompts)
-    with _step("direction_selection", timings):
+    with timed_step("direction_selection", timings):
         candidates = score_candidates(
             model,
             directions,
@@ -204,7 +184,7 @@ def run(cfg: RefusalLatentsConfig) -> dict[str, Any]:
             kind: float(refusal_scores(next_token_logprobs(model, prompts[kind, "test"]), token_ids).mean())
             for kind in ("harmful", "harmless")
         }
-    with _step("refusal_rates", timings):
+    with timed_step("refusal_rates", timings):
         rates = _rates_step(model, cfg, prompts, chosen.layer, directions.at(chosen.layer))
     report = {
         "schema_version": SCHEMA_VERSION,
@@ -263,30 +243,17 @@ def main(argv: list[str] | None = None) -> int:
         description="Find the refusal direction and the SAE latents aligned with it.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--config", type=Path, help="TOML file with a RefusalLatentsConfig")
     parser.add_argument("--model", help="embedded model name, local HF folder or .gguf")
     parser.add_argument("--layers", type=int, nargs="+", help="residual layers to try")
     parser.add_argument("--out-dir", type=Path, help="parent folder of run folders")
     parser.add_argument("--run-name", help="run folder name")
     parser.add_argument("--small", action="store_true", help="tiny counts, for tests")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
-    )
+    add_config_arguments(parser, "RefusalLatentsConfig")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    overrides = list(args.set)
-    if args.small:
-        overrides += [f"{k}={v}" for k, v in SMALL.items()]
-    for flag, key in (("model", "model.name"), ("out_dir", "out_dir"), ("run_name", "run_name")):
-        if getattr(args, flag) is not None:
-            overrides.append(f"{key}={str(getattr(args, flag))!r}")
-    if args.layers:
-        overrides.append(f"layers={args.layers}")
-    try:
-        base = load_toml(RefusalLatentsConfig, args.config) if args.config else RefusalLatentsConfig()
-        cfg = apply_overrides(base, overrides)
-    except ConfigError as err:
-        parser.error(str(err))
+    setup_logging()
+    flags = {"model": "model.name", "layers": "layers", "out_dir": "out_dir", "run_name": "run_name"}
+    small = [f"{k}={v}" for k, v in SMALL.items()] if args.small else []
+    cfg = resolve_config(parser, RefusalLatentsConfig, args, flags, small)
     report = run(cfg)
     print(_summary(report))
     print(f"report: {cfg.run_dir() / 'refusal' / 'report.json'}")

@@ -41,15 +41,8 @@ from typing import Any, Literal
 import torch
 
 from sae_interp._io import user_cache_dir
-from sae_interp.config import (
-    ConfigError,
-    ModelConfig,
-    apply_overrides,
-    check_choice,
-    check_positive,
-    load_toml,
-    save_config,
-)
+from sae_interp.config import ConfigError, ModelConfig, check_choice, check_positive, save_config
+from sae_interp.experiments._cli import add_config_arguments, resolve_config, setup_logging
 
 __all__ = ["TrainSAERunConfig", "main", "run"]
 
@@ -149,14 +142,6 @@ def _store_dir(cfg: TrainSAERunConfig, spec: Any) -> Path:
     return user_cache_dir() / "activations" / f"{name}-{digest}"
 
 
-def _load(cfg: TrainSAERunConfig) -> Any:
-    from sae_interp.models import load_model
-
-    dtype = None if cfg.model.dtype == "auto" else getattr(torch, cfg.model.dtype)
-    device = None if cfg.model.device == "auto" else cfg.model.device
-    return load_model(cfg.model.name, dtype=dtype, device=device)
-
-
 def _tokens(cfg: TrainSAERunConfig, model: Any) -> Any:
     from sae_interp.data import TokenizeConfig, tokenize_rows
 
@@ -220,11 +205,12 @@ def run(cfg: TrainSAERunConfig) -> dict[str, Any]:
     from sae_interp._io import atomic_write_json
     from sae_interp.activations import StoreConfig, build_store
     from sae_interp.evals import CoreEvalConfig, core_eval_record, evaluate_core, write_core_eval
+    from sae_interp.models import load_model_from_config
     from sae_interp.sae.io import save_sae
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    model = _load(cfg)
+    model = load_model_from_config(cfg.model)
     rows = _tokens(cfg, model)
     n_train = rows.tokens.shape[0] - cfg.n_eval_rows
     timings["load_and_tokenise_s"] = time.perf_counter() - started
@@ -292,7 +278,6 @@ def main(argv: list[str] | None = None) -> int:
         description=(__doc__ or "").split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--config", type=Path, help="TOML file with a TrainSAERunConfig")
     parser.add_argument("--model", help="gemma-3-270m, qwen2.5-coder-0.5b-instruct, or a local path")
     parser.add_argument("--data", help="chat, web, or a path to your own file")
     parser.add_argument("--layer", type=int, help="residual layer L (input of decoder layer L)")
@@ -301,23 +286,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, help="active latents per token (topk)")
     parser.add_argument("--n-tokens", type=int, help="training token budget")
     parser.add_argument("--out", type=Path, help="run folder")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
-    )
+    add_config_arguments(parser, "TrainSAERunConfig")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     flags = {"model": "model.name", "data": "data", "layer": "layer", "d_sae": "d_sae", "arch": "arch"}
-    flags |= {"k": "k", "n_tokens": "n_tokens", "out": "out"}
-    overrides = [
-        f"{key}={json.dumps(str(v) if isinstance(v, Path) else v)}"
-        for flag, key in flags.items()
-        if (v := getattr(args, flag)) is not None
-    ]
-    try:
-        base = load_toml(TrainSAERunConfig, args.config) if args.config else TrainSAERunConfig()
-        cfg = apply_overrides(base, overrides + list(args.set))
-    except ConfigError as err:
-        parser.error(str(err))
+    cfg = resolve_config(
+        parser, TrainSAERunConfig, args, flags | {"k": "k", "n_tokens": "n_tokens", "out": "out"}
+    )
     summary = run(cfg)
     print(
         f"L0 {summary['l0']:.1f}  FVU {summary['fvu']:.3f}  CE loss score {summary['ce_loss_score']:.3f}  "

@@ -2,7 +2,14 @@
 
 from sae_interp.models.embedded import EMBEDDED_MODELS, EmbeddedModel, EmbeddedModelError, resolve_embedded
 from sae_interp.models.interventions import Ablate, AddVector, Intervention, Splice, generate, intervene
-from sae_interp.models.loading import LoadedModel, ModelNotFoundError, ModelSpec, default_dtype, load_model
+from sae_interp.models.loading import (
+    LoadedModel,
+    ModelNotFoundError,
+    ModelSpec,
+    default_dtype,
+    load_model,
+    load_model_from_config,
+)
 from sae_interp.models.prompts import PromptBatch, encode_chat
 from sae_interp.models.resid import ResidBatch, collect_resid, read_resid
 
@@ -25,6 +32,7 @@ __all__ = [
     "generate",
     "intervene",
     "load_model",
+    "load_model_from_config",
     "read_resid",
     "resolve_embedded",
 ]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from sae_interp.config import ModelConfig
 from sae_interp.models.embedded import (
     EMBEDDED_MODELS,
     ensure_converted,
@@ -37,6 +38,7 @@ __all__ = [
     "default_dtype",
     "find_decoder_layers",
     "load_model",
+    "load_model_from_config",
 ]
 
 logger = logging.getLogger(__name__)
@@ -198,6 +200,12 @@ def load_model(
         "loaded %s: %d layers, d_model %d, %s on %s", spec.name, n_layers, spec.d_model, dtype, device
     )
     return LoadedModel(lm=lm, tokenizer=tokenizer, spec=spec)
+
+
+def load_model_from_config(cfg: ModelConfig) -> LoadedModel:
+    """`load_model` with the dtype and device of a `ModelConfig` ("auto" picks the defaults)."""
+    dtype = None if cfg.dtype == "auto" else getattr(torch, cfg.dtype)
+    return load_model(cfg.name, dtype=dtype, device=None if cfg.device == "auto" else cfg.device)
 
 
 def _resolve(name: str) -> tuple[str, dict[str, Any], dict[str, Any], dict[str, str]]:

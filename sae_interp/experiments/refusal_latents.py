@@ -179,7 +179,7 @@ def run(cfg: RefusalLatentsConfig) -> dict[str, Any]:
             token_ids,
             batch_size=cfg.batch_size,
         )
-        chosen, passed = select_candidate(candidates, model.spec.n_layers)
+        chosen, failed = select_candidate(candidates, model.spec.n_layers)
         baseline = {
             kind: float(refusal_scores(next_token_logprobs(model, prompts[kind, "test"]), token_ids).mean())
             for kind in ("harmful", "harmless")
@@ -193,7 +193,7 @@ def run(cfg: RefusalLatentsConfig) -> dict[str, Any]:
         "position": -1,
         "candidates": [{**auc, **dataclasses.asdict(c)} for auc, c in zip(aucs, candidates, strict=True)],
         "chosen_layer": chosen.layer,
-        "chosen_passed_filters": passed,
+        "failed_filters": list(failed),
         "refusal_tokens": model.tokenizer.convert_ids_to_tokens(token_ids),
         "mean_refusal_score_test": baseline,
         "refusal_rates_test": {name: v["refusal_rate"] for name, v in rates.items()},
@@ -219,10 +219,9 @@ def _summary(report: dict[str, Any]) -> str:
         f"{c['induce']:>8.2f} {c['kl']:>7.3f}"
         for c in report["candidates"]
     ]
-    passed = (
-        "" if report["chosen_passed_filters"] else " (no layer passed induce>0, KL<0.1: lowest bypass taken)"
-    )
-    lines.append(f"chosen layer: {report['chosen_layer']}{passed}")
+    failed = report["failed_filters"]
+    note = f" (no layer passed every filter; the chosen one fails: {', '.join(failed)})" if failed else ""
+    lines.append(f"chosen layer: {report['chosen_layer']}{note}")
     scores = report["mean_refusal_score_test"]
     lines.append(
         f"mean refusal score (log-odds), harmful {scores['harmful']:.2f} vs harmless {scores['harmless']:.2f}"

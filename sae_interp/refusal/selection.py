@@ -5,8 +5,9 @@ For each candidate layer l with direction r_l (REFERENCE.md section 1):
 - induce: mean refusal score of harmless prompts with r_l added at layer l (must be > 0);
 - KL: mean KL of the next-token distribution of harmless prompts under ablation (must be < 0.1);
 - layer < 0.8 * n_layers.
-The chosen candidate has the lowest bypass among those passing every filter. All of it is
-forwards only: no generation.
+The chosen candidate has the lowest bypass among those passing every filter; when none passes,
+filters are relaxed in RELAX_ORDER and the report names the relaxed ones. All of it is forwards
+only: no generation.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sae_interp.models import Ablate, AddVector, LoadedModel, PromptBatch
 from sae_interp.refusal.direction import RefusalDirections
 from sae_interp.refusal.metrics import kl_divergence, next_token_logprobs, refusal_scores
 
-__all__ = ["CandidateScore", "score_candidates", "select_candidate"]
+__all__ = ["RELAX_ORDER", "CandidateScore", "score_candidates", "select_candidate"]
 
 
 @dataclass(frozen=True)
@@ -65,17 +66,32 @@ def score_candidates(
     return scores
 
 
+RELAX_ORDER: tuple[str, ...] = ("induce", "kl", "layer")
+"""Filters dropped, in this order, when no candidate passes them all: inducing refusal is the most
+expendable (small models often raise the refusal score without crossing 0); staying below the KL
+limit and the depth limit protect the model's behaviour on harmless prompts and are kept longest."""
+
+
 def select_candidate(
     scores: Sequence[CandidateScore], n_layers: int, *, max_kl: float = 0.1, max_layer_frac: float = 0.8
-) -> tuple[CandidateScore, bool]:
+) -> tuple[CandidateScore, tuple[str, ...]]:
     """The candidate with the lowest bypass among those passing the filters.
 
     Returns:
-        (candidate, passed): `passed` is False when no candidate met every filter and the lowest
-        bypass overall was taken instead; reports must say so.
+        (candidate, failed): `failed` names the filters the chosen candidate does not pass (empty
+        when it passes them all); reports must say so.
     """
     if not scores:
         raise ValueError("no candidates to select from")
-    passing = [s for s in scores if s.induce > 0 and s.kl < max_kl and s.layer < max_layer_frac * n_layers]
-    pool = passing or list(scores)
-    return min(pool, key=lambda s: s.bypass), bool(passing)
+    checks = {
+        "induce": lambda s: s.induce > 0,
+        "kl": lambda s: s.kl < max_kl,
+        "layer": lambda s: s.layer < max_layer_frac * n_layers,
+    }
+    for n_relaxed in range(len(RELAX_ORDER) + 1):
+        relaxed = RELAX_ORDER[:n_relaxed]
+        pool = [s for s in scores if all(check(s) for name, check in checks.items() if name not in relaxed)]
+        if pool:
+            best = min(pool, key=lambda s: s.bypass)
+            return best, tuple(name for name in RELAX_ORDER if not checks[name](best))
+    raise AssertionError("unreachable: with every filter relaxed the pool is all candidates")

@@ -108,9 +108,13 @@ def test_selection_filters_then_takes_lowest_bypass():
         CandidateScore(layer=9, bypass=-8.0, induce=3.0, kl=0.5),  # KL fails
         CandidateScore(layer=20, bypass=-10.0, induce=3.0, kl=0.01),  # too deep for 24 layers
     ]
-    assert select_candidate(scores, 24) == (scores[2], True)
-    fallback, passed = select_candidate(scores[:1], 24)
-    assert fallback is scores[0] and not passed
+    assert select_candidate(scores, 24) == (scores[2], ())
+    # induce is relaxed first, KL next, depth last
+    no_induce = [CandidateScore(layer=s.layer, bypass=s.bypass, induce=-1.0, kl=s.kl) for s in scores]
+    assert select_candidate(no_induce, 24) == (no_induce[0], ("induce",))
+    deep_or_drifting = [scores[4], CandidateScore(layer=6, bypass=-1.0, induce=-1.0, kl=0.9)]
+    assert select_candidate(deep_or_drifting, 24) == (deep_or_drifting[1], ("induce", "kl"))
+    assert select_candidate(scores[4:], 24) == (scores[4], ("layer",))
 
 
 def test_refusal_score_and_kl_on_constructed_distributions():

@@ -72,7 +72,8 @@ def test_direction_on_gemma(gemma):
 
 @pytest.mark.qwen
 def test_direction_on_qwen_at_the_seed_layer(qwen):
-    _check_direction(qwen, 13, *_real_sets(16, 16))
+    """Layer 13 of 24, as in the seed study; 32 held-out prompts each (16 gave a noisy AUC of 0.88)."""
+    _check_direction(qwen, 13, *_real_sets(32, 32))
 
 
 @pytest.mark.qwen

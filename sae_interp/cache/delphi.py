@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import save as save_tensors
 
 from sae_interp._io import atomic_write_bytes, atomic_write_json
-from sae_interp.cache.layout import CacheError, open_cache, read_part
+from sae_interp.cache.layout import CacheError, open_cache
 
 __all__ = ["export_delphi"]
 
@@ -53,9 +53,7 @@ def export_delphi(cache: str | Path, out_dir: str | Path, *, batch_size: int = 8
     for hp, info in index.hookpoints.items():
         folder = Path(out_dir) / "latents" / hp
         for start, end in info.splits:
-            loaded = [read_part(p) for p in info.files[(start, end)]]
-            locations = torch.cat([x[0] for x in loaded])
-            activations = torch.cat([x[1] for x in loaded])
+            locations, activations = index.read_split(hp, (start, end))
             if activations.abs().max() > 65504 if len(activations) else False:
                 raise CacheError(
                     f"{cache}: {hp} {start}_{end} has activations outside float16, which Delphi stores"

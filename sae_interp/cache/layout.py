@@ -185,6 +185,17 @@ class CacheIndex:
             return _read_statistics(saved)
         return _sum_statistics(self, hookpoint)
 
+    def read_split(self, hookpoint: str, split: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """All entries of one latent range, parts concatenated in row order.
+
+        Returns:
+            locations [n, 3] int64 (row, position, latent - split start) and values [n].
+        """
+        loaded = [read_part(p, model=self.model or None) for p in self.hookpoints[hookpoint].files[split]]
+        if not loaded:
+            return torch.zeros(0, 3, dtype=torch.int64), torch.zeros(0)
+        return torch.cat([x[0] for x in loaded]), torch.cat([x[1] for x in loaded])
+
     def n_tokens(self) -> int:
         """Tokens the statistics cover."""
         return len(self.rows) * (self.ctx_len - (0 if self.keep_bos else 1))

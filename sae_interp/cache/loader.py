@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from sae_interp.cache.config import LoaderConfig
-from sae_interp.cache.layout import HIST_EDGES, CacheError, CacheIndex, open_cache, read_part
+from sae_interp.cache.layout import HIST_EDGES, CacheError, CacheIndex, open_cache
 from sae_interp.cache.records import Example, ExampleKind, LatentRecord, LatentSummary, SkippedLatent
 from sae_interp.sae.base import SAE
 
@@ -155,11 +155,7 @@ class FeatureDataset:
         such that latent `split[0] + j` owns entries offsets[j]:offsets[j + 1]."""
         key = (hp, split)
         if key not in self._splits:
-            loaded = [
-                read_part(p, model=self.index.model or None) for p in self.index.hookpoints[hp].files[split]
-            ]
-            loc = torch.cat([x[0] for x in loaded]) if loaded else torch.zeros(0, 3, dtype=torch.int64)
-            val = torch.cat([x[1] for x in loaded]) if loaded else torch.zeros(0)
+            loc, val = self.index.read_split(hp, split)
             _check_rows(loc, self.index, hp, split)
             order = torch.argsort(loc[:, 2], stable=True)
             counts = torch.bincount(loc[:, 2], minlength=split[1] - split[0])

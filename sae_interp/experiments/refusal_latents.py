@@ -92,8 +92,9 @@ def _prompt_sets(model: Any, cfg: RefusalLatentsConfig) -> dict[tuple[str, str],
     }
     sets = {}
     for kind in ("harmful", "harmless"):
+        splits = {split: load_instructions(kind, split=split) for split in ("train", "test")}
         for name, (lo, hi) in counts.items():
-            texts = load_instructions(kind, split="test" if name == "test" else "train")[lo:hi]
+            texts = splits["test" if name == "test" else "train"][lo:hi]
             sets[kind, name] = encode_chat(model, texts, cfg.system_prompt)
     return sets
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from sae_interp.cache import CacheConfig, FeatureCache, FeatureDataset, LoaderConfig, open_cache
-from sae_interp.cache.layout import read_part
 from sae_interp.data import TokenizeConfig, tokenize_rows
 from sae_interp.models import collect_resid
 from sae_interp.sae import SAEConfig, SAEMetadata, build_sae
@@ -29,12 +28,10 @@ def test_gemma_cache_matches_direct_encode(tmp_path, gemma):
     index = open_cache(tmp_path / "c")
     assert index.manifest["provenance"] == gemma.spec.provenance and index.manifest["data_source"] == "web"
     locs, vals = [], []
-    for (start, _), files in index.hookpoints[hp].files.items():
-        for path in files:
-            loc, val = read_part(path)
-            loc[:, 2] += start
-            locs.append(loc)
-            vals.append(val)
+    for split in index.hookpoints[hp].splits:
+        loc, val = index.read_split(hp, split)
+        locs.append(loc + torch.tensor([0, 0, split[0]]))
+        vals.append(val)
     loc, val = torch.cat(locs), torch.cat(vals)
     assert len(loc) == int((dense != 0).sum())  # counts match the dense encode's nonzeros
     assert torch.equal(torch.bincount(loc[:, 2], minlength=512), (dense != 0).sum((0, 1)))

@@ -14,7 +14,6 @@ import torch
 from safetensors import safe_open
 
 from sae_interp.cache import CacheConfig, CacheError, FeatureCache, open_cache
-from sae_interp.cache.layout import read_part
 from sae_interp.models import collect_resid
 
 HOOKPOINT = "blocks.1.hook_resid_pre"
@@ -24,12 +23,10 @@ def _all_entries(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """(row, pos, absolute latent) [n, 3] and values [n] of every part, sorted."""
     index = open_cache(path)
     locs, vals = [], []
-    for (start, _), files in index.hookpoints[HOOKPOINT].files.items():
-        for f in files:
-            loc, val = read_part(f)
-            loc[:, 2] += start
-            locs.append(loc)
-            vals.append(val)
+    for split in index.hookpoints[HOOKPOINT].splits:
+        loc, val = index.read_split(HOOKPOINT, split)
+        locs.append(loc + torch.tensor([0, 0, split[0]]))
+        vals.append(val)
     loc, val = torch.cat(locs), torch.cat(vals)
     key = (loc[:, 0] * 10_000 + loc[:, 1]) * 10_000 + loc[:, 2]
     order = torch.argsort(key)

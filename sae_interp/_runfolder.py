@@ -28,7 +28,7 @@ import orjson
 
 from sae_interp._io import TMP_PREFIX, atomic_write_bytes, atomic_write_json
 
-__all__ = ["SCHEMA_VERSION", "Failed", "RunFolder", "redact"]
+__all__ = ["SCHEMA_VERSION", "Failed", "RunFolder", "RunFolderMismatch", "redact"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
 FAILURES_FILE = "failures.jsonl"
 ITEMS_DIR = "items"
+_RUN_FILES = {CONFIG_FILE, SUMMARY_FILE}
 
 # Field names whose values are credentials. `*_env` fields hold the NAME of an environment variable
 # (e.g. ClientConfig.api_key_env), which is safe to record and useful for reproducing a run.
@@ -74,6 +75,10 @@ def redact(obj: Any) -> Any:
 def default_item_path(key: str) -> str:
     """`items/<key>.json`; a "/" in the key makes subfolders."""
     return f"{ITEMS_DIR}/{key}.json"
+
+
+class RunFolderMismatch(ValueError):
+    """A run folder holds results of a run with another config: resuming would mix the two."""
 
 
 class RunFolder:
@@ -117,6 +122,31 @@ class RunFolder:
     def write_config(self, config: Any) -> None:
         """Write config.json: `config` (dataclass or mapping) with secret-named fields removed."""
         atomic_write_json(self.path / CONFIG_FILE, {"schema_version": SCHEMA_VERSION, **redact(config)})
+
+    def check_config(self, config: Mapping[str, Any]) -> None:
+        """Refuse to resume a folder whose items were made with another config.
+
+        Raises:
+            RunFolderMismatch: config.json records another config and item files exist (an empty
+                folder, or one without a recorded config, is fine).
+        """
+        file = self.path / CONFIG_FILE
+        if not file.is_file() or not any(f for f in self.path.rglob("*.json") if f.name not in _RUN_FILES):
+            return
+        recorded = orjson.loads(file.read_bytes())
+        new = orjson.loads(orjson.dumps(redact(config)))
+        if "pipeline" not in recorded:
+            return
+        # What shapes results: the stages and the run's config (not e.g. how many run at once).
+        old_stages, new_stages = recorded["pipeline"].get("stages"), new["pipeline"].get("stages")
+        old_cfg, new_cfg = recorded.get("config") or {}, new.get("config") or {}
+        if old_stages != new_stages or old_cfg != new_cfg:
+            keys = set(old_cfg) | set(new_cfg) if isinstance(new_cfg, dict) else set()
+            changed = sorted(k for k in keys if old_cfg.get(k) != new_cfg.get(k)) or ["stages"]
+            raise RunFolderMismatch(
+                f"{self.path} holds results made with another config (differs in: {', '.join(changed)}); "
+                "use another run folder, or delete this one to start over"
+            )
 
     def write_summary(self, summary: Mapping[str, Any]) -> None:
         atomic_write_json(self.path / SUMMARY_FILE, {"schema_version": SCHEMA_VERSION, **summary})

@@ -40,9 +40,10 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from pydantic import BaseModel
 from tqdm.asyncio import tqdm
 
-from sae_interp._runfolder import SCHEMA_VERSION, Failed, RunFolder, redact
+from sae_interp._runfolder import SCHEMA_VERSION, Failed, RunFolder, RunFolderMismatch, redact
 from sae_interp.clients.base import ClientCapabilities, Generation, LLMClient, Message, SamplingParams
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "Pipe",
     "Pipeline",
     "RunFolder",
+    "RunFolderMismatch",
     "RunResult",
     "Stage",
     "UsageCounter",
@@ -256,7 +258,7 @@ class _Stats:
 
 
 def _numeric_leaves(obj: Any, prefix: str, depth: int) -> Iterable[tuple[str, float]]:
-    """Finite int/float values (not bools) under dicts, dataclasses and NamedTuples, as dotted names."""
+    """Finite int/float values (not bools) under dicts, dataclasses, pydantic models and NamedTuples."""
     if isinstance(obj, int | float) and not isinstance(obj, bool):
         if math.isfinite(obj):
             yield prefix, float(obj)
@@ -265,6 +267,8 @@ def _numeric_leaves(obj: Any, prefix: str, depth: int) -> Iterable[tuple[str, fl
         return
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         obj = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    elif isinstance(obj, BaseModel):
+        obj = obj.model_dump()
     elif isinstance(obj, tuple) and hasattr(obj, "_asdict"):
         obj = obj._asdict()  # type: ignore[attr-defined]  # a NamedTuple
     if isinstance(obj, Mapping):
@@ -327,13 +331,16 @@ class Pipeline:
             Counts of this run; `failure_frac` lets a CLI choose its exit code.
 
         Raises:
+            RunFolderMismatch: the folder holds items of a run with another config.
             asyncio.CancelledError: the run was cancelled (Ctrl-C); finished items and the summary
                 (status "cancelled") are on disk, in-flight items are not.
             ExceptionGroup: the source raised (wrapped by the run's TaskGroup; the summary says
                 status "error").
         """
         self.folder.prepare()
-        self.folder.write_config({"pipeline": self._describe(), "config": redact(self.config)})
+        config = {"pipeline": self._describe(), "config": redact(self.config)}
+        self.folder.check_config(config)
+        self.folder.write_config(config)
         stats = _Stats()
         bar = tqdm(total=self.total, desc="items", unit="item", disable=None if self.progress else True)
         lock = asyncio.Lock()

@@ -24,6 +24,7 @@ from sae_interp.pipeline import (
     Pipe,
     Pipeline,
     RunFolder,
+    RunFolderMismatch,
     UsageCounter,
     process_wrapper,
 )
@@ -330,3 +331,16 @@ async def test_a_key_twice_in_the_source_is_processed_once(tmp_path: Path) -> No
 
     result = await Pipeline([1, 1, 2, 1], slow, key=str, folder=RunFolder(tmp_path)).run()
     assert sorted(calls) == [1, 2] and result.done == 2
+
+
+async def test_resuming_with_another_config_is_refused(tmp_path: Path) -> None:
+    async def double(x: int) -> int:
+        return 2 * x
+
+    await Pipeline(range(3), double, key=str, folder=RunFolder(tmp_path), config={"model": "a"}).run()
+    again = await Pipeline(range(3), double, key=str, folder=RunFolder(tmp_path), config={"model": "a"},
+                           max_in_flight=2).run()  # fmt: skip
+    assert again.skipped == 3  # how many run at once does not change results
+    with pytest.raises(RunFolderMismatch, match="differs in: model"):
+        await Pipeline(range(3), double, key=str, folder=RunFolder(tmp_path), config={"model": "b"}).run()
+    assert json.loads((tmp_path / "config.json").read_text())["config"] == {"model": "a"}

@@ -147,6 +147,9 @@ class ClientCapabilities:
     """`response_format` JSON object / JSON schema on chat."""
     max_concurrency: int = 1
     """Requests this client keeps in flight at most."""
+    chat_tuned: bool = True
+    """The model behind `chat` is chat-tuned. False for a base model (its chat uses a plain
+    template): explainers then prefer completion-style prompts."""
 
     def __post_init__(self) -> None:
         if self.max_top_logprobs < 0:

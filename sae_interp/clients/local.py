@@ -130,7 +130,10 @@ class Local:
         self.default_max_tokens = default_max_tokens
         self.stats = LocalStats()
         self._capabilities = ClientCapabilities(
-            logprobs=True, max_top_logprobs=MAX_TOP_LOGPROBS, max_concurrency=max_batch
+            logprobs=True,
+            max_top_logprobs=MAX_TOP_LOGPROBS,
+            max_concurrency=max_batch,
+            chat_tuned=model.spec.has_chat_template,
         )
         self._queue: asyncio.Queue[_Request] | None = None
         self._worker: asyncio.Task[None] | None = None

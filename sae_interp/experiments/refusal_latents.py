@@ -4,14 +4,17 @@
     python -m sae_interp.experiments.refusal_latents --small    # a minute-scale run for tests
     python -m sae_interp.experiments.refusal_latents --model PATH --layers 10 13 16
 
-Steps built so far (each logs its time): (1) load the model; (2) fit the difference-of-means
-refusal direction at candidate layers (last position) on the harmful/harmless train splits, with
-the held-out AUC of its projection; (3) choose the layer by bypass, induce and KL scores on
-validation prompts; (4) refusal rates of greedy generations on the test splits, plain, with the
-direction ablated (harmful) and added (harmless). The SAE, latent-cache and explanation steps
-(issues 4-8) are not built yet; the report says so rather than pretending. Results go to
-`explanations/<run>/refusal/report.json` with the resolved `config.json` beside it; a finished
-step is not recomputed when the run is repeated with the same config.
+Steps (each logs its time; a repeated run reuses what is done):
+1. load the model (default: the embedded Qwen2.5-Coder-0.5B-Instruct, which refuses);
+2. the difference-of-means refusal direction r at candidate layers (last position), with the
+   held-out AUC of its projection; the layer chosen by bypass, induce and KL scores;
+3. refusal rates of greedy generations on the test splits: plain, r ablated, r added;
+4. an SAE at that layer (`--set latents.sae=PATH`, or trained on chat data and cached), and every
+   latent ranked by the cosine of its decoder row with r (refusal/latents.csv);
+5. the top latents cached over the chat corpus, explained and scored (detection, fuzzing,
+   embedding) by the LLM client of `latents.client` (default: in-process gemma-3-270m);
+6. `explanations/<run>/`: config.json, refusal/report.json, refusal/latents.csv, one JSON per
+   latent, summary.json and the HTML browser (index.html).
 """
 
 from __future__ import annotations
@@ -27,14 +30,21 @@ from typing import Any
 import torch
 
 from sae_interp._io import atomic_write_json, read_json
+from sae_interp._runfolder import RunFolderMismatch
 from sae_interp.config import ConfigError, ModelConfig, check_positive, config_to_dict
 from sae_interp.experiments._cli import add_config_arguments, resolve_config, setup_logging, timed_step
+from sae_interp.experiments._latent_steps import (
+    LatentStepsConfig,
+    aligned_latents_step,
+    cache_step,
+    explain_step,
+    sae_step,
+)
 
 __all__ = ["RefusalLatentsConfig", "main", "run"]
 
 logger = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
-NOT_BUILT = ("sae", "aligned_latents", "latent_cache", "explanations")
 BASE_MODEL_NOTE = (
     "This model has no chat template: it is a base model and barely refuses, so the direction measured "
     "here is the harmful-vs-harmless direction, and refusal rates near zero are expected, not a failure."
@@ -65,6 +75,8 @@ class RefusalLatentsConfig:
     """Parent folder of run folders."""
     run_name: str = ""
     """Run folder name; empty derives it from the model name."""
+    latents: LatentStepsConfig = dataclasses.field(default_factory=LatentStepsConfig)
+    """The SAE, latent-cache and explanation steps."""
 
     def __post_init__(self) -> None:
         for name in ("n_train", "n_val", "n_test", "max_new_tokens", "batch_size"):
@@ -77,7 +89,14 @@ class RefusalLatentsConfig:
         return self.out_dir / name
 
 
-SMALL = {"n_train": 4, "n_val": 4, "n_test": 4, "max_new_tokens": 8, "batch_size": 4}
+SMALL = {
+    "n_train": 4, "n_val": 4, "n_test": 4, "max_new_tokens": 8, "batch_size": 4,
+    "latents.sae_train.n_tokens": 2048, "latents.sae_train.d_sae": 256, "latents.sae_train.k": 8,
+    "latents.sae_train.batch_size": 256, "latents.sae_train.n_eval_rows": 2, "latents.sae_train.ctx_len": 64,
+    "latents.n_latents": 2, "latents.cache_rows": 48, "latents.loader.min_examples": 2,
+    "latents.loader.n_train": 4, "latents.loader.n_test": 4, "latents.loader.n_non_activating": 4,
+    "latents.explain.scorers.names": ["detection", "embedding"], "latents.explain.explainer.max_tokens": 24,
+}  # fmt: skip
 
 
 def _prompt_sets(model: Any, cfg: RefusalLatentsConfig) -> dict[tuple[str, str], Any]:
@@ -152,21 +171,86 @@ def _rates_step(model: Any, cfg: RefusalLatentsConfig, prompts: dict, layer: int
 
 
 def run(cfg: RefusalLatentsConfig) -> dict[str, Any]:
-    """Run the built steps; returns the report (also written to refusal/report.json)."""
+    """Run every step; returns the report (also written to refusal/report.json).
+
+    The refusal part is reused when the report was made with the same refusal settings; the SAE,
+    cache and explanation steps reuse their own cached results.
+    """
     from sae_interp.models import load_model_from_config
-    from sae_interp.refusal.metrics import next_token_logprobs, refusal_scores, refusal_token_ids
-    from sae_interp.refusal.selection import score_candidates, select_candidate
 
     run_dir = cfg.run_dir()
     report_path = run_dir / "refusal" / "report.json"
     resolved = config_to_dict(cfg)
-    if report_path.is_file() and read_json(report_path).get("config") == resolved:
-        logger.info("%s is complete for this config; nothing to recompute", report_path)
-        return read_json(report_path)
-    atomic_write_json(run_dir / "config.json", {"schema_version": SCHEMA_VERSION, **resolved})
+    refusal_settings = {k: v for k, v in resolved.items() if k != "latents"}
+    if not (run_dir / "config.json").is_file():  # the explanation pipeline records its own later
+        atomic_write_json(run_dir / "config.json", {"schema_version": SCHEMA_VERSION, **resolved})
     timings: dict[str, float] = {}
     with timed_step("load_model", timings):
         model = load_model_from_config(cfg.model)
+    if report_path.is_file() and read_json(report_path).get("refusal_config") == refusal_settings:
+        logger.info("%s has the refusal part for these settings; reusing it", report_path)
+        report = read_json(report_path)
+    else:
+        report = _refusal_part(model, cfg, timings)
+        report["refusal_config"] = refusal_settings
+        atomic_write_json(report_path, report)
+    report.update(_latent_part(model, cfg, report, timings))
+    report["config"] = resolved
+    report["timings_s"] = {**report.get("timings_s", {}), **timings}
+    atomic_write_json(report_path, report)
+    return report
+
+
+def _latent_part(
+    model: Any, cfg: RefusalLatentsConfig, report: dict[str, Any], timings: dict[str, float]
+) -> dict[str, Any]:
+    """SAE, aligned latents, cache and explanations at the SAE's layer."""
+    from sae_interp.refusal.direction import fit_directions, last_position_resid
+
+    run_dir, steps = cfg.run_dir(), cfg.latents
+    with timed_step("sae", timings):
+        sae, layer, sae_path = sae_step(model, steps, report["chosen_layer"])
+    with timed_step("aligned_latents", timings):
+        prompts = {kind: encode_chat_train(model, cfg, kind) for kind in ("harmful", "harmless")}
+        resid = {
+            kind: last_position_resid(model, p, [layer], batch_size=cfg.batch_size)[layer]
+            for kind, p in prompts.items()
+        }
+        r = fit_directions({layer: resid["harmful"]}, {layer: resid["harmless"]}).at(layer)
+        ranked = aligned_latents_step(
+            sae, r, resid["harmful"], resid["harmless"], run_dir / "refusal" / "latents.csv"
+        )
+    chosen = [a.latent for a in ranked[: steps.n_latents]]
+    with timed_step("latent_cache", timings):
+        cache_dir = cache_step(model, sae, layer, chosen, steps)
+    with timed_step("explanations", timings):
+        explained = explain_step(
+            model, cache_dir, model.spec.hook_name(layer), ranked, steps, run_dir, config_to_dict(cfg)
+        )
+    return {
+        "sae": {"path": sae_path, "layer": layer, "hookpoint": model.spec.hook_name(layer),
+                "d_sae": sae.cfg.d_sae, "architecture": sae.cfg.architecture},
+        "aligned_latents": [dataclasses.asdict(a) for a in ranked[: steps.n_latents]],
+        "latent_cache": str(cache_dir),
+        "explanations": explained,
+    }  # fmt: skip
+
+
+def encode_chat_train(model: Any, cfg: RefusalLatentsConfig, kind: str) -> Any:
+    """The first `n_train` train-split instructions of `kind`, in the model's chat template."""
+    from sae_interp.data import load_instructions
+    from sae_interp.models import encode_chat
+
+    return encode_chat(model, load_instructions(kind, split="train")[: cfg.n_train], cfg.system_prompt)
+
+
+def _refusal_part(model: Any, cfg: RefusalLatentsConfig, timings: dict[str, float]) -> dict[str, Any]:
+    """Direction at candidate layers, layer choice, refusal rates; writes refusal/ files."""
+    from sae_interp.refusal.metrics import next_token_logprobs, refusal_scores, refusal_token_ids
+    from sae_interp.refusal.selection import score_candidates, select_candidate
+
+    run_dir = cfg.run_dir()
+    with timed_step("prompts", timings):
         prompts = _prompt_sets(model, cfg)
         token_ids = refusal_token_ids(model.tokenizer)
     with timed_step("refusal_direction", timings):
@@ -189,7 +273,6 @@ def run(cfg: RefusalLatentsConfig) -> dict[str, Any]:
         rates = _rates_step(model, cfg, prompts, chosen.layer, directions.at(chosen.layer))
     report = {
         "schema_version": SCHEMA_VERSION,
-        "config": resolved,
         "model": dataclasses.asdict(model.spec),
         "position": -1,
         "candidates": [{**auc, **dataclasses.asdict(c)} for auc, c in zip(aucs, candidates, strict=True)],
@@ -199,8 +282,7 @@ def run(cfg: RefusalLatentsConfig) -> dict[str, Any]:
         "mean_refusal_score_test": baseline,
         "refusal_rates_test": {name: v["refusal_rate"] for name, v in rates.items()},
         "base_model_note": None if model.spec.has_chat_template else BASE_MODEL_NOTE,
-        "steps_not_built_yet": list(NOT_BUILT),
-        "timings_s": timings,
+        "timings_s": dict(timings),
     }
     atomic_write_json(
         run_dir / "refusal" / "generations.json", {n: v["generations"] for n, v in rates.items()}
@@ -209,7 +291,6 @@ def run(cfg: RefusalLatentsConfig) -> dict[str, Any]:
         {"layers": directions.layers, "directions": directions.directions},
         run_dir / "refusal" / "directions.pt",
     )
-    atomic_write_json(report_path, report)
     return report
 
 
@@ -232,8 +313,18 @@ def _summary(report: dict[str, Any]) -> str:
     )
     if report["base_model_note"]:
         lines.append(report["base_model_note"])
-    lines.append(f"timings (s): {report['timings_s']}")
-    lines.append(f"not built yet: {', '.join(report['steps_not_built_yet'])}")
+    sae = report["sae"]
+    lines.append(f"SAE: {sae['architecture']} d_sae={sae['d_sae']} at {sae['hookpoint']} ({sae['path']})")
+    lines.append("top aligned latents (decoder cosine with r, mean activation diff harmful - harmless):")
+    lines += [
+        f"  {a['latent']:>6} {a['cosine']:>7.3f} {a['mean_diff']:>8.3f}" for a in report["aligned_latents"]
+    ]
+    ex = report["explanations"]
+    lines.append(
+        f"explanations: {ex['done']} new, {ex['reused']} reused, {ex['failed']} failed, "
+        f"{len(ex['too_few_examples'])} with too few examples"
+    )
+    lines.append("timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in report["timings_s"].items()))
     return "\n".join(lines)
 
 
@@ -254,9 +345,14 @@ def main(argv: list[str] | None = None) -> int:
     flags = {"model": "model.name", "layers": "layers", "out_dir": "out_dir", "run_name": "run_name"}
     small = [f"{k}={v}" for k, v in SMALL.items()] if args.small else []
     cfg = resolve_config(parser, RefusalLatentsConfig, args, flags, small)
-    report = run(cfg)
+    try:
+        report = run(cfg)
+    except RunFolderMismatch as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(_summary(report))
     print(f"report: {cfg.run_dir() / 'refusal' / 'report.json'}")
+    print(f"browse: {cfg.run_dir() / 'index.html'}")
     return 0
 
 

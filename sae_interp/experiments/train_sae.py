@@ -200,8 +200,12 @@ def _train(cfg: TrainSAERunConfig, sae: Any, store: Any, out: Path) -> Any:
     return train_sae(sae, batches, train_cfg, checkpoint_dir=out / "checkpoint")
 
 
-def run(cfg: TrainSAERunConfig) -> dict[str, Any]:
-    """Tokenise, store, train, save, evaluate. Returns the summary (also written to summary.json)."""
+def run(cfg: TrainSAERunConfig, model: Any = None) -> dict[str, Any]:
+    """Tokenise, store, train, save, evaluate. Returns the summary (also written to summary.json).
+
+    `model`, when given, is `cfg.model` already loaded: studies that train several SAEs on one
+    model (dataset_transfer) load it once.
+    """
     from sae_interp._io import atomic_write_json
     from sae_interp.activations import StoreConfig, build_store
     from sae_interp.evals import CoreEvalConfig, core_eval_record, evaluate_core, write_core_eval
@@ -210,7 +214,7 @@ def run(cfg: TrainSAERunConfig) -> dict[str, Any]:
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    model = load_model_from_config(cfg.model)
+    model = model if model is not None else load_model_from_config(cfg.model)
     rows = _tokens(cfg, model)
     n_train = rows.tokens.shape[0] - cfg.n_eval_rows
     timings["load_and_tokenise_s"] = time.perf_counter() - started

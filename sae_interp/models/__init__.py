@@ -1,7 +1,15 @@
 """Load any causal LM behind one API and read or steer its residual stream through nnsight."""
 
 from sae_interp.models.embedded import EMBEDDED_MODELS, EmbeddedModel, EmbeddedModelError, resolve_embedded
-from sae_interp.models.interventions import Ablate, AddVector, Intervention, Splice, generate, intervene
+from sae_interp.models.interventions import (
+    Ablate,
+    AddVector,
+    Intervention,
+    Splice,
+    generate,
+    generate_ids,
+    intervene,
+)
 from sae_interp.models.loading import (
     LoadedModel,
     ModelNotFoundError,
@@ -30,6 +38,7 @@ __all__ = [
     "default_dtype",
     "encode_chat",
     "generate",
+    "generate_ids",
     "intervene",
     "load_model",
     "load_model_from_config",

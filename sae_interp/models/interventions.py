@@ -6,7 +6,9 @@ Two interventions cover the refusal tools, the evals, SAE-TS and the local clien
   every layer boundary (the input of every decoder layer and the output of the last one), at every
   position, prompt and generated tokens alike. REFERENCE.md section 1 accepts this residual-stream
   form; it leaves the direction that attention writes mid-layer visible to that layer's MLP.
-- `AddVector(layer, vector)`: `x <- x + vector` at the input of one decoder layer, every position.
+- `AddVector(layer, vector)`: `x <- x + vector` at the input of one decoder layer, every position;
+  `vector` may also be one row per prompt (`[n_prompts, d_model]`), so that many steering vectors
+  run in one batch (SAE-TS feature effects, scale sweeps). `generate` hands each batch its rows.
 - `Splice(layer, fn)`: `x <- fn(x)` at the input of one decoder layer (an SAE's reconstruction for
   the core eval, zeros for zero ablation, or an identity that records x).
 
@@ -29,7 +31,7 @@ from torch import Tensor, nn
 from sae_interp.models.loading import LoadedModel
 from sae_interp.models.prompts import PromptBatch
 
-__all__ = ["Ablate", "AddVector", "Intervention", "Splice", "generate", "intervene"]
+__all__ = ["Ablate", "AddVector", "Intervention", "Splice", "generate", "generate_ids", "intervene"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,11 @@ class AddVector:
 
     layer: int
     vector: Tensor
-    """[d_model], already scaled."""
+    """[d_model], already scaled; or [batch, d_model], one vector per row of the batch."""
+
+    def rows(self, start: int, stop: int) -> AddVector:
+        """The rows start..stop-1 of a per-row vector (itself when the vector is shared)."""
+        return self if self.vector.ndim == 1 else AddVector(self.layer, self.vector[start:stop])
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,12 @@ def intervene(model: LoadedModel, interventions: Sequence[Intervention]) -> Iter
                 model.spec.layer_path(item.layer)  # range check with a clear message
 
                 def add(x: Tensor, v: Tensor = item.vector) -> Tensor:
+                    if v.ndim == 2:  # one vector per row: [batch, d_model] -> [batch, 1, d_model]
+                        if v.shape[0] != x.shape[0]:
+                            raise ValueError(
+                                f"AddVector has {v.shape[0]} per-row vectors for a batch of {x.shape[0]}"
+                            )
+                        v = v[:, None, :]
                     return x + v.to(device=x.device, dtype=x.dtype)
 
                 handles.append(
@@ -132,6 +144,55 @@ def intervene(model: LoadedModel, interventions: Sequence[Intervention]) -> Iter
 
 
 @torch.inference_mode()
+def generate_ids(
+    model: LoadedModel,
+    prompts: PromptBatch,
+    *,
+    max_new_tokens: int,
+    interventions: Sequence[Intervention] = (),
+    batch_size: int = 8,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    seed: int = 0,
+) -> Tensor:
+    """Generate continuations of `prompts` (greedy by default) under `interventions`, in batches.
+
+    Per-row `AddVector`s are sliced so that each batch gets the vectors of its own rows.
+
+    Returns:
+        [n_prompts, max_new_tokens] new token ids; positions after a row stopped (EOS) hold the
+        tokenizer's pad id.
+    """
+    pad_id = model.tokenizer.pad_token_id
+    chunks: list[Tensor] = []
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        for start in range(0, len(prompts), batch_size):
+            stop = start + batch_size
+            batch = prompts.rows(start, stop)
+            sliced = [
+                item.rows(start, stop) if isinstance(item, AddVector) else item for item in interventions
+            ]
+            with intervene(model, sliced):
+                out = typing.cast(Any, model.hf).generate(  # generate comes from GenerationMixin
+                    input_ids=batch.input_ids.to(model.device),
+                    attention_mask=batch.attention_mask.to(model.device),
+                    max_new_tokens=max_new_tokens,
+                    do_sample=do_sample,
+                    temperature=temperature if do_sample else None,
+                    top_p=None,
+                    top_k=None,
+                    pad_token_id=pad_id,
+                )
+            new = out[:, batch.input_ids.shape[1] :].cpu()
+            # generation stops early when every row has ended: pad to a fixed width
+            chunks.append(nn.functional.pad(new, (0, max_new_tokens - new.shape[1]), value=pad_id))
+    finally:
+        torch.random.set_rng_state(generator_state)
+    return torch.cat(chunks) if chunks else torch.empty(0, max_new_tokens, dtype=torch.long)
+
+
 def generate(
     model: LoadedModel,
     prompts: PromptBatch,
@@ -143,31 +204,19 @@ def generate(
     temperature: float = 1.0,
     seed: int = 0,
 ) -> list[str]:
-    """Generate continuations of `prompts` (greedy by default) under `interventions`, in batches.
+    """`generate_ids`, decoded.
 
     Returns:
         The decoded new text of each prompt, special tokens removed.
     """
-    tokenizer = model.tokenizer
-    texts: list[str] = []
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
-        with intervene(model, interventions):
-            for start in range(0, len(prompts), batch_size):
-                batch = prompts.rows(start, start + batch_size)
-                out = typing.cast(Any, model.hf).generate(  # generate comes from GenerationMixin
-                    input_ids=batch.input_ids.to(model.device),
-                    attention_mask=batch.attention_mask.to(model.device),
-                    max_new_tokens=max_new_tokens,
-                    do_sample=do_sample,
-                    temperature=temperature if do_sample else None,
-                    top_p=None,
-                    top_k=None,
-                    pad_token_id=tokenizer.pad_token_id,
-                )
-                new = out[:, batch.input_ids.shape[1] :]
-                texts += tokenizer.batch_decode(new, skip_special_tokens=True)
-    finally:
-        torch.random.set_rng_state(generator_state)
-    return texts
+    ids = generate_ids(
+        model,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        interventions=interventions,
+        batch_size=batch_size,
+        do_sample=do_sample,
+        temperature=temperature,
+        seed=seed,
+    )
+    return model.tokenizer.batch_decode(ids, skip_special_tokens=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sae_interp.models import Ablate, AddVector, encode_chat, generate, intervene, load_model
+from sae_interp.models import Ablate, AddVector, encode_chat, generate, generate_ids, intervene, load_model
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +99,25 @@ def test_batched_generation_equals_one_at_a_time(tiny):
         for t in ["w1 w2 w3 w4 w5 w6", "w7", "w8 w9 w10"]
     ]
     assert batched == single
+
+
+def test_per_row_vectors_follow_their_rows_across_batches(tiny):
+    prompts = encode_chat(tiny, ["w1 w2 w3", "w4 w5", "w6 w7 w8 w9"])
+    vectors = torch.stack([torch.zeros(64), 50 * torch.randn(64), 50 * torch.randn(64)])
+    batched = generate_ids(
+        tiny, prompts, max_new_tokens=5, batch_size=2, interventions=[AddVector(1, vectors)]
+    )
+    for i in range(3):
+        one = generate_ids(
+            tiny, prompts.rows(i, i + 1), max_new_tokens=5, interventions=[AddVector(1, vectors[i])]
+        )
+        assert torch.equal(batched[i], one[0])
+    assert generate(tiny, prompts.rows(0, 1), max_new_tokens=5) == tiny.tokenizer.batch_decode(
+        batched[:1], skip_special_tokens=True
+    )
+    with (
+        pytest.raises(ValueError, match="per-row vectors for a batch"),
+        intervene(tiny, [AddVector(1, vectors)]),
+    ):
+        tiny.hf(input_ids=prompts.input_ids[:2])
+    assert _hook_count(tiny) == 0

@@ -42,14 +42,18 @@ async def judge(model: str, n_latents: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--latents", type=int, default=6)
     parser.add_argument("--models", nargs="+", default=["gemma-3-270m", "qwen2.5-coder-0.5b-instruct"])
     args = parser.parse_args()
     print(f"{'model':32} {'right':>6} {'shuffled':>8} {'parsed':>7} {'s/latent':>9}")
     for model in args.models:
         r = asyncio.run(judge(model, args.latents))
-        print(f"{model:32} {r['right']:6.3f} {r['shuffled']:8.3f} {r['parsed']:7.2f} {r['s_per_latent']:9.1f}")
+        print(
+            f"{model:32} {r['right']:6.3f} {r['shuffled']:8.3f} {r['parsed']:7.2f} {r['s_per_latent']:9.1f}"
+        )
 
 
 if __name__ == "__main__":

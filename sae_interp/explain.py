@@ -41,7 +41,6 @@ __all__ = ["ExplainConfig", "build_pipeline", "explain_latents", "latent_example
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True, kw_only=True)
 class ExplainConfig:
     """The explanation half of a run."""

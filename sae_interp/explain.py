@@ -23,7 +23,15 @@ from sae_interp.cache.records import Example, LatentRecord
 from sae_interp.clients.base import LLMClient
 from sae_interp.config import check_positive
 from sae_interp.explainers.explainer import Explained, ExplainerConfig, build_explainer
-from sae_interp.pipeline import CountingClient, Pipe, Pipeline, RunResult, UsageCounter, _len_or_none
+from sae_interp.pipeline import (
+    CountingClient,
+    Pipe,
+    Pipeline,
+    RunResult,
+    UsageCounter,
+    _from_sync,
+    _len_or_none,
+)
 from sae_interp.results import (
     ExampleOut,
     LatentExamples,
@@ -95,15 +103,11 @@ def latent_examples(record: LatentRecord, tokenizer: Any) -> LatentExamples:
     )
 
 
-async def _decoded(
-    records: AsyncIterable[LatentRecord] | Iterable[Any], tokenizer: Any
-) -> AsyncIterator[Any]:
-    if isinstance(records, AsyncIterable):
-        async for record in records:
-            yield latent_examples(record, tokenizer) if isinstance(record, LatentRecord) else record
-    else:
-        for record in records:
-            yield latent_examples(record, tokenizer) if isinstance(record, LatentRecord) else record
+async def _decoded(records: AsyncIterable[Any] | Iterable[Any], tokenizer: Any) -> AsyncIterator[Any]:
+    """LatentRecords become LatentExamples; anything else (ready LatentExamples) passes through."""
+    source = records if isinstance(records, AsyncIterable) else _from_sync(iter(records))
+    async for record in source:
+        yield latent_examples(record, tokenizer) if isinstance(record, LatentRecord) else record
 
 
 def build_pipeline(

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from sae_interp.config import check_choice, check_positive
 from sae_interp.models.loading import LoadedModel
+from sae_interp.refusal.latents import decoder_cosines, mean_activation_difference
 from sae_interp.sae.base import SAE
 
 __all__ = [
@@ -84,26 +85,7 @@ def collect_refusal_activations(
     return RefusalActivations(layer, resid["harmful"], resid["harmless"])
 
 
-def _check_width(sae: SAE, x: Tensor) -> None:
-    if sae.cfg.d_in != x.shape[-1]:
-        raise ValueError(
-            f"SAE d_in={sae.cfg.d_in} but the activations have width {x.shape[-1]}: an SAE only "
-            "rebuilds directions of the model (and layer) it was trained on"
-        )
-
-
 @torch.inference_mode()
 def mean_latent_difference(sae: SAE, acts: RefusalActivations) -> Tensor:
     """mean f(harmful) - mean f(harmless) per latent, [d_sae] float64 (Kissane's latent ranking)."""
-    _check_width(sae, acts.harmful)
-    return sae.encode(acts.harmful).double().mean(0) - sae.encode(acts.harmless).double().mean(0)
-
-
-def decoder_cosines(sae: SAE, direction: Tensor) -> Tensor:
-    """Cosine of every decoder row with `direction` [d_in], [d_sae] float64.
-
-    A norm scaling factor multiplies every decoder row by the same scalar, so it leaves these unchanged.
-    """
-    _check_width(sae, direction)
-    w_dec = sae.W_dec.detach().double().cpu()
-    return torch.nn.functional.cosine_similarity(w_dec, direction.double().cpu()[None, :], dim=-1)
+    return mean_activation_difference(sae, acts.harmful, acts.harmless)

@@ -19,6 +19,7 @@ import torch
 from sae_interp._io import user_cache_dir
 from sae_interp.cache.config import CacheConfig, LoaderConfig
 from sae_interp.clients.factory import ClientConfig, make_client
+from sae_interp.config import ModelConfig, config_to_dict
 from sae_interp.experiments.train_sae import TrainSAERunConfig
 from sae_interp.explain import ExplainConfig, explain_latents
 from sae_interp.refusal.latents import AlignedLatent, rank_aligned_latents, write_latent_table
@@ -79,8 +80,8 @@ def sae_step(model: Any, cfg: LatentStepsConfig, layer: int) -> tuple[SAE, int, 
                 f"{model.spec.d_model}: give an SAE trained on this model's residual stream"
             )
         return sae, sae_layer, cfg.sae
-    train_cfg = dataclasses.replace(cfg.sae_train, model=_model_config(model), layer=layer)
-    key = json.dumps({"model": model.spec.name, **_jsonable(train_cfg)}, sort_keys=True, default=str)
+    train_cfg = dataclasses.replace(cfg.sae_train, model=ModelConfig(name=model.spec.name), layer=layer)
+    key = json.dumps({"model": model.spec.name, **config_to_dict(train_cfg)}, sort_keys=True, default=str)
     out = (
         user_cache_dir()
         / "saes"
@@ -113,7 +114,7 @@ def cache_step(model: Any, sae: SAE, layer: int, latents: list[int], cfg: Latent
     cache_cfg = dataclasses.replace(cfg.cache, latents=tuple(sorted(latents)))
     key = json.dumps(
         {"model": model.spec.name, "sae": _sae_digest(sae), "data": cfg.cache_data, "rows": cfg.cache_rows,
-         "ctx": cfg.cache_ctx_len, "cache": _jsonable(cache_cfg)},
+         "ctx": cfg.cache_ctx_len, "cache": config_to_dict(cache_cfg)},
         sort_keys=True, default=str,
     )  # fmt: skip
     path = user_cache_dir() / "latent_caches" / f"L{layer}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
@@ -165,17 +166,5 @@ def explain_step(
     }
 
 
-def _model_config(model: Any) -> Any:
-    from sae_interp.config import ModelConfig
-
-    return ModelConfig(name=model.spec.name)
-
-
 def _sae_digest(sae: SAE) -> str:
     return hashlib.sha256(sae.W_dec.detach().float().cpu().numpy().tobytes()).hexdigest()[:16]
-
-
-def _jsonable(obj: Any) -> Any:
-    from sae_interp.config import config_to_dict
-
-    return config_to_dict(obj)

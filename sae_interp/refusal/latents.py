@@ -10,7 +10,6 @@ explains. Pure torch: the caller supplies the residual activations.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,14 @@ from torch import Tensor
 from sae_interp._io import atomic_write_bytes
 from sae_interp.sae.base import SAE
 
-__all__ = ["AlignedLatent", "rank_aligned_latents", "read_latent_table", "write_latent_table"]
+__all__ = [
+    "AlignedLatent",
+    "check_sae_width",
+    "decoder_cosines",
+    "mean_activation_difference",
+    "rank_aligned_latents",
+    "write_latent_table",
+]
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,38 @@ class AlignedLatent:
     rank: int
 
 
-@torch.no_grad()
+def check_sae_width(sae: SAE, x: Tensor) -> None:
+    """Raise unless `x` has the SAE's input width.
+
+    Raises:
+        ValueError: naming both widths.
+    """
+    if sae.cfg.d_in != x.shape[-1]:
+        raise ValueError(
+            f"SAE d_in={sae.cfg.d_in} but the activations have width {x.shape[-1]}: an SAE only "
+            "rebuilds directions of the model (and layer) it was trained on"
+        )
+
+
+def decoder_cosines(sae: SAE, direction: Tensor) -> Tensor:
+    """Cosine of every decoder row with `direction` [d_in], [d_sae] float64.
+
+    A norm scaling factor multiplies every decoder row by the same scalar, so it leaves these unchanged.
+    """
+    check_sae_width(sae, direction)
+    w_dec = sae.W_dec.detach().double().cpu()
+    return torch.nn.functional.cosine_similarity(w_dec, direction.double().cpu()[None, :], dim=-1)
+
+
+@torch.inference_mode()
+def mean_activation_difference(sae: SAE, harmful: Tensor, harmless: Tensor) -> Tensor:
+    """mean f(harmful) - mean f(harmless) per latent, [d_sae] float64 (Kissane's latent ranking)."""
+    check_sae_width(sae, harmful)
+    check_sae_width(sae, harmless)
+    encode = lambda x: sae.encode(x.to(sae.device, sae.dtype)).double().mean(0).cpu()  # noqa: E731
+    return encode(harmful) - encode(harmless)
+
+
 def rank_aligned_latents(sae: SAE, r: Tensor, harmful: Tensor, harmless: Tensor) -> list[AlignedLatent]:
     """Every latent of `sae`, best-aligned first.
 
@@ -43,17 +80,8 @@ def rank_aligned_latents(sae: SAE, r: Tensor, harmful: Tensor, harmless: Tensor)
     Raises:
         ValueError: the widths disagree.
     """
-    d_in = sae.W_dec.shape[1]
-    if r.shape[-1] != d_in or harmful.shape[-1] != d_in or harmless.shape[-1] != d_in:
-        raise ValueError(
-            f"widths disagree: SAE d_in={d_in}, r {list(r.shape)}, harmful {list(harmful.shape)}, "
-            f"harmless {list(harmless.shape)}; is the SAE from this model and layer?"
-        )
-    w_dec = sae.W_dec.float()
-    cosine = torch.nn.functional.cosine_similarity(w_dec, r.float().to(w_dec.device)[None], dim=1)
-    mean_diff = sae.encode(harmful.to(sae.device, sae.dtype)).float().mean(0) - sae.encode(
-        harmless.to(sae.device, sae.dtype)
-    ).float().mean(0)
+    cosine = decoder_cosines(sae, r)
+    mean_diff = mean_activation_difference(sae, harmful, harmless)
     order = torch.argsort(cosine, descending=True).tolist()
     return [
         AlignedLatent(latent=i, cosine=float(cosine[i]), mean_diff=float(mean_diff[i]), rank=rank)
@@ -66,12 +94,3 @@ def write_latent_table(path: str | Path, latents: list[AlignedLatent]) -> None:
     lines = ["latent,cosine,mean_diff,rank"]
     lines += [f"{a.latent},{a.cosine:.6f},{a.mean_diff:.6f},{a.rank}" for a in latents]
     atomic_write_bytes(Path(path), ("\n".join(lines) + "\n").encode())
-
-
-def read_latent_table(path: str | Path) -> list[AlignedLatent]:
-    """The table `write_latent_table` wrote."""
-    with open(path, newline="") as f:
-        return [
-            AlignedLatent(int(row["latent"]), float(row["cosine"]), float(row["mean_diff"]), int(row["rank"]))
-            for row in csv.DictReader(f)
-        ]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from sae_interp.dashboard import render_run
 from tests.dashboard.runs import write_run
@@ -32,10 +34,25 @@ def run_dir(tmp_path: Path) -> Path:
     return run
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
-    """pytest-playwright's launch arguments, pointed at the system Chromium (skip when it is absent)."""
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """The system Chromium, driven by Playwright's sync API; skipped when it is absent.
+
+    Module-scoped on purpose: the sync API runs an event loop in this thread while it is open, and
+    asyncio tests that run later need the thread free of it.
+    """
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("no system Chromium on PATH (apt-get install chromium); .ci/run installs it")
-    return {**browser_type_launch_args, "executable_path": chromium, "args": CHROMIUM_FLAGS}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page in its own browser context."""
+    context = browser.new_context()
+    yield context.new_page()
+    context.close()

@@ -29,8 +29,8 @@ from sae_interp.pipeline import (
     Pipeline,
     RunResult,
     UsageCounter,
-    _from_sync,
-    _len_or_none,
+    as_async_iterable,
+    len_or_none,
 )
 from sae_interp.results import (
     ExampleOut,
@@ -105,8 +105,7 @@ def latent_examples(record: LatentRecord, tokenizer: Any) -> LatentExamples:
 
 async def _decoded(records: AsyncIterable[Any] | Iterable[Any], tokenizer: Any) -> AsyncIterator[Any]:
     """LatentRecords become LatentExamples; anything else (ready LatentExamples) passes through."""
-    source = records if isinstance(records, AsyncIterable) else _from_sync(iter(records))
-    async for record in source:
+    async for record in as_async_iterable(records):
         yield latent_examples(record, tokenizer) if isinstance(record, LatentRecord) else record
 
 
@@ -151,7 +150,7 @@ def build_pipeline(
         key=lambda latent: latent.key,
         folder=RunFolder(run_dir, item_path=latent_item_path),
         max_in_flight=cfg.max_in_flight,
-        total=total if total is not None else _len_or_none(source),
+        total=total if total is not None else len_or_none(source),
         config=run_config if run_config is not None else cfg,
         usage=usage,
         to_json=to_json,

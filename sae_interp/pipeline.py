@@ -57,6 +57,8 @@ __all__ = [
     "RunResult",
     "Stage",
     "UsageCounter",
+    "as_async_iterable",
+    "len_or_none",
     "process_wrapper",
     "stage_name",
 ]
@@ -320,7 +322,7 @@ class Pipeline:
         self.source, self.key, self.folder = source, key, folder
         self.stages = list(zip(names, stages, strict=True))
         self.max_in_flight = max_in_flight
-        self.total = total if total is not None else _len_or_none(source)
+        self.total = total if total is not None else len_or_none(source)
         self.config, self.usage, self.progress = config, usage, progress
         self.to_json = to_json or (lambda _item, outputs: {"stages": outputs})
 
@@ -452,7 +454,8 @@ def _describe_error(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def _len_or_none(source: object) -> int | None:
+def len_or_none(source: object) -> int | None:
+    """`len(source)` for a sized source (progress bars show a total), else None."""
     try:
         return len(source)  # type: ignore[arg-type]  # any Sized source
     except TypeError:
@@ -462,13 +465,18 @@ def _len_or_none(source: object) -> int | None:
 @contextlib.asynccontextmanager
 async def _aiter(source: AsyncIterable[Any] | Iterable[Any]) -> AsyncIterator[AsyncIterator[Any]]:
     """An async iterator over `source`, closed (async generators: `aclose`) when the block ends."""
-    iterator = aiter(source) if isinstance(source, AsyncIterable) else _from_sync(iter(source))
+    iterator = aiter(as_async_iterable(source))
     try:
         yield iterator
     finally:
         close = getattr(iterator, "aclose", None)
         if close is not None:
             await close()
+
+
+def as_async_iterable(source: AsyncIterable[Any] | Iterable[Any]) -> AsyncIterable[Any]:
+    """`source` itself when it is async-iterable, else an async generator over it."""
+    return source if isinstance(source, AsyncIterable) else _from_sync(iter(source))
 
 
 async def _from_sync(iterator: Iterable[Any]) -> AsyncIterator[Any]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sae_interp._runfolder import SCHEMA_VERSION
 
@@ -84,6 +84,15 @@ class LatentStatistics(_Model):
     hist_edges: list[float]
     """len(hist) + 1 edges, from 0 up."""
 
+    @model_validator(mode="after")
+    def _edges_bound_every_bin(self) -> LatentStatistics:
+        if len(self.hist_edges) != len(self.hist) + 1:
+            raise ValueError(
+                f"hist has {len(self.hist)} bins, so hist_edges needs {len(self.hist) + 1} edges, "
+                f"got {len(self.hist_edges)}"
+            )
+        return self
+
 
 class ExplanationOut(_Model):
     text: str
@@ -120,6 +129,8 @@ class RefusalAlignment(_Model):
     mean_diff: float
     """Mean activation on harmful minus harmless instructions."""
     rank: int
+    attribution: float | None = None
+    """Gradient x activation of the refusal score on harmful instructions, when computed."""
 
 
 class LatentExamples(_Model):

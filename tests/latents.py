@@ -115,7 +115,7 @@ def make_latent(
             max=8.0,
             mean=5.0,
             hist=[0, 3, 5],
-            hist_edges=[0.0, 1.0, 4.0],
+            hist_edges=[0.0, 1.0, 4.0, 8.0],
         ),
         train=train,
         test=test,

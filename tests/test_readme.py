@@ -18,7 +18,7 @@ def _readme_commands() -> list[str]:
 def test_readme_starts_with_the_two_commands():
     main_job, tests = _readme_commands()
     assert main_job.endswith("python -m sae_interp.experiments.refusal_latents")
-    assert "pytest" in tests and "[embedded,dev]" in tests
+    assert "pytest" in tests and "[embedded,dev,llamacpp]" in tests  # llamacpp: the `server` tests
 
 
 def test_ci_runs_exactly_the_readme_test_command():

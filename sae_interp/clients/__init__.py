@@ -1,5 +1,7 @@
 """LLM clients: the OpenAI wire format over httpx, with one retry policy, throttling and typed errors.
 
+In-process backends (`Local`, `OfflineVLLM`) import their heavy dependencies only when built.
+
 Explainers and scorers depend on `LLMClient` (chat / complete with per-call `SamplingParams`) and
 check `ClientCapabilities` before they run. Clients know nothing about SAEs or latents.
 """
@@ -15,6 +17,7 @@ from sae_interp.clients.base import (
     TopLogprob,
 )
 from sae_interp.clients.errors import (
+    BackendNotInstalled,
     BadResponse,
     ClientError,
     ConnectionFailed,
@@ -28,9 +31,11 @@ from sae_interp.clients.errors import (
 )
 from sae_interp.clients.factory import ClientConfig, ClientKind, make_client, register_client
 from sae_interp.clients.openai_compatible import OPENROUTER_BASE_URL, OpenAICompatible, OpenRouter
+from sae_interp.clients.vllm_offline import OfflineVLLM
 
 __all__ = [
     "OPENROUTER_BASE_URL",
+    "BackendNotInstalled",
     "BadResponse",
     "ClientCapabilities",
     "ClientConfig",
@@ -42,6 +47,7 @@ __all__ = [
     "LLMClient",
     "Message",
     "MissingAPIKey",
+    "OfflineVLLM",
     "OpenAICompatible",
     "OpenRouter",
     "RateLimited",

@@ -12,6 +12,7 @@ Misuse that no retry can fix (asking a client for logprobs it cannot give, a mis
 from __future__ import annotations
 
 __all__ = [
+    "BackendNotInstalled",
     "BadResponse",
     "ClientError",
     "ConnectionFailed",
@@ -100,6 +101,10 @@ class BadResponse(ClientError):
 
 class UnsupportedRequest(ValueError):
     """The sampling parameters ask for something this client cannot do (see `ClientCapabilities`)."""
+
+
+class BackendNotInstalled(ImportError):
+    """A client backend's optional dependency (e.g. vLLM) is not installed; the message says what to do."""
 
 
 class MissingAPIKey(ValueError):

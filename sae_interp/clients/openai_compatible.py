@@ -13,7 +13,10 @@ Boundary decisions:
 - A 2xx reply whose body is not the expected JSON (malformed, truncated, no `choices`) is a
   `BadResponse`, retried once. A reply without logprobs when logprobs were asked for is a
   `BadResponse` that is not retried: the server ignores the field and would do so again.
-- `prompt_logprobs` is not an OpenAI field; this client does not offer it (its capability is False).
+- `prompt_logprobs` is not an OpenAI field. With `vllm_prompt_logprobs=True` the client sends vLLM's
+  extension of that name on `complete` (not chat) and reads the reply's per-position candidate dicts;
+  by default it does not offer prompt logprobs (its capability is False). A reply without them is a
+  `BadResponse` that is not retried, as for logprobs.
 - JSON mode is offered on chat only: the legacy completions endpoint has no `response_format`.
 """
 
@@ -53,6 +56,7 @@ from sae_interp.clients.protocol import (
     ChatCompletionRequest,
     ChatCompletionResponse,
     ChatMessage,
+    CompletionChoice,
     CompletionRequest,
     CompletionResponse,
     ErrorResponse,
@@ -103,6 +107,7 @@ class OpenAICompatible:
         retry_after_cap: float = 120.0,
         extra_headers: Mapping[str, str] | None = None,
         capabilities: ClientCapabilities | None = None,
+        vllm_prompt_logprobs: bool = False,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         """Build the client; reads the API key from the environment now.
@@ -121,7 +126,9 @@ class OpenAICompatible:
             retry_after_cap: longest server-requested Retry-After honoured (s).
             extra_headers: sent with every request (e.g. attribution headers).
             capabilities: what the server supports; default: logprobs with up to 20 alternatives and
-                JSON mode, no prompt logprobs.
+                JSON mode, no prompt logprobs (its `prompt_logprobs` is replaced by the next argument).
+            vllm_prompt_logprobs: the server is vLLM: ask it for prompt logprobs (its extension) when
+                a call's params want them, which the surprisal scorer needs.
             sleep: waits between retries (tests pass a recorder).
 
         Raises:
@@ -146,6 +153,7 @@ class OpenAICompatible:
         self._capabilities = dataclasses.replace(
             capabilities or ClientCapabilities(logprobs=True, max_top_logprobs=20, json_mode=True),
             max_concurrency=max_concurrency,
+            prompt_logprobs=vllm_prompt_logprobs,
         )
         self._sleep = sleep
         self._slots = asyncio.Semaphore(max_concurrency)
@@ -202,10 +210,13 @@ class OpenAICompatible:
             The reply text, finish reason, usage and (when asked) per-token logprobs.
 
         Raises:
-            UnsupportedRequest: `params` asks for prompt logprobs or more alternatives than allowed.
+            UnsupportedRequest: `params` asks for prompt logprobs (never on chat) or more
+                alternatives than allowed.
             ClientError: after retries; see `clients.errors` for the subclasses.
         """
         self._capabilities.check(params, client=repr(self))
+        if params.prompt_logprobs:
+            raise UnsupportedRequest(f"{self!r}: prompt logprobs are only available through complete()")
         payload = _chat_payload(self.model, messages, params)
         describe = "POST /chat/completions"
         return await self._post(
@@ -220,10 +231,11 @@ class OpenAICompatible:
             params: sampling settings for this call only (no JSON mode).
 
         Returns:
-            The continuation, finish reason, usage and (when asked) per-token logprobs.
+            The continuation, finish reason, usage and (when asked) per-token and prompt logprobs.
 
         Raises:
-            UnsupportedRequest: `params` asks for JSON mode, prompt logprobs or too many alternatives.
+            UnsupportedRequest: `params` asks for JSON mode, prompt logprobs (without
+                `vllm_prompt_logprobs`) or too many alternatives.
             ClientError: after retries; see `clients.errors` for the subclasses.
         """
         self._capabilities.check(params, client=repr(self))
@@ -368,8 +380,44 @@ class OpenAICompatible:
             text=choice.text,
             finish_reason=choice.finish_reason,
             logprobs=logprobs,
+            prompt_logprobs=_prompt_logprobs(choice, params, describe) if params.prompt_logprobs else None,
             usage=_usage(response.usage),
         )
+
+
+def _prompt_logprobs(
+    choice: CompletionChoice, params: SamplingParams, describe: str
+) -> tuple[TokenLogprob | None, ...]:
+    """vLLM's prompt logprobs: per position, the prompt token (each dict's first entry) and the top
+    `params.prompt_logprobs` candidates by logprob.
+
+    Raises:
+        BadResponse: (not retried) the reply has none, or a position has no decoded token text.
+    """
+    if choice.prompt_logprobs is None:
+        raise BadResponse(
+            f"{describe}: prompt_logprobs were asked for but the reply has none (is the server vLLM?)",
+            retryable=False,
+        )
+    entries: list[TokenLogprob | None] = []
+    for position in choice.prompt_logprobs:
+        if position is None:
+            entries.append(None)
+            continue
+        candidates = list(position.values())
+        if not candidates or any(c.decoded_token is None for c in candidates):
+            raise BadResponse(
+                f"{describe}: a prompt position has no candidates or no decoded token", retryable=False
+            )
+        best = sorted(candidates, key=lambda c: c.logprob, reverse=True)[: params.prompt_logprobs]
+        entries.append(
+            TokenLogprob(
+                token=candidates[0].decoded_token or "",
+                logprob=candidates[0].logprob,
+                top_logprobs=tuple(TopLogprob(c.decoded_token or "", c.logprob) for c in best),
+            )
+        )
+    return tuple(entries)
 
 
 def _check_logprobs_present(
@@ -422,6 +470,7 @@ def _completion_payload(model: str, prompt: str, params: SamplingParams) -> byte
         temperature=params.temperature,
         top_p=params.top_p,
         logprobs=params.top_logprobs if params.logprobs else None,
+        prompt_logprobs=params.prompt_logprobs or None,
     )
     return orjson.dumps(request.model_dump(mode="json", exclude_none=True, by_alias=True))
 

@@ -7,8 +7,9 @@ classes (they are large and move between versions).
 
 Boundary decisions:
 - Requests forbid unknown fields, so a typo in our own code fails loudly in tests.
-- Responses ignore unknown fields: servers add their own (`system_fingerprint`, `prompt_logprobs`,
-  `provider`, ...), and a new field must not break a run.
+- Responses ignore unknown fields: servers add their own (`system_fingerprint`, `provider`, ...),
+  and a new field must not break a run. vLLM's `prompt_logprobs` is modelled, and requested only by
+  a client that opts in.
 - Logprobs come in two shapes: chat puts them in `logprobs.content[]` with a list of
   `top_logprobs`; legacy completions use parallel lists `tokens`, `token_logprobs` and
   `top_logprobs` (one `{token: logprob}` dict per position).
@@ -34,6 +35,7 @@ __all__ = [
     "ErrorInfo",
     "ErrorResponse",
     "JsonSchemaFormat",
+    "PromptLogprob",
     "ResponseFormat",
     "ResponseMessage",
     "TopLogprobEntry",
@@ -90,6 +92,9 @@ class CompletionRequest(_SamplingFields):
     prompt: str
     logprobs: int | None = Field(default=None, ge=0)
     """Legacy meaning: how many top alternatives per token (0 = only the sampled token's logprob)."""
+    # --- vLLM extensions (not in the OpenAI reference); sent only when a client opts in.
+    prompt_logprobs: int | None = Field(default=None, ge=0)
+    """vLLM: alternatives per prompt token to return, besides the prompt token itself."""
 
 
 # ---------------------------------------------------------------- responses
@@ -142,11 +147,22 @@ class CompletionLogprobs(_Response):
     text_offset: list[int] | None = None
 
 
+class PromptLogprob(_Response):
+    """vLLM: one candidate at a prompt position."""
+
+    logprob: float
+    rank: int | None = None
+    decoded_token: str | None = None
+
+
 class CompletionChoice(_Response):
     index: int = 0
     text: str
     finish_reason: str | None = None
     logprobs: CompletionLogprobs | None = None
+    prompt_logprobs: list[dict[str, PromptLogprob] | None] | None = None
+    """vLLM: per prompt token (None for the first), candidates by token id; the prompt token's own
+    entry comes first (vLLM builds each dict from it, then the top alternatives)."""
 
 
 class CompletionResponse(_Response):

@@ -56,6 +56,8 @@ def _statistics_html(result: LatentResult) -> str:
     if result.refusal is not None:
         r = result.refusal
         facts += [("refusal cosine", r.cosine), ("harmful − harmless", r.mean_diff), ("refusal rank", r.rank)]
+        if r.attribution is not None:
+            facts.append(("refusal attribution", r.attribution))
     stats = table([esc(k) for k, _ in facts], [[fmt_number(v) for _, v in facts]], cls="data")
     return stats + histogram_svg(s.hist, s.hist_edges, label=f"|activation| of latent {result.latent}")
 

@@ -94,10 +94,15 @@ def sae_step(model: Any, cfg: LatentStepsConfig, layer: int) -> tuple[SAE, int, 
 
 
 def aligned_latents_step(
-    sae: SAE, r: torch.Tensor, harmful: torch.Tensor, harmless: torch.Tensor, path: Path
+    sae: SAE,
+    r: torch.Tensor,
+    harmful: torch.Tensor,
+    harmless: torch.Tensor,
+    path: Path,
+    attribution: torch.Tensor | None = None,
 ) -> list[AlignedLatent]:
     """Rank every latent against r and write refusal/latents.csv."""
-    ranked = rank_aligned_latents(sae, r, harmful, harmless)
+    ranked = rank_aligned_latents(sae, r, harmful, harmless, attribution)
     write_latent_table(path, ranked)
     return ranked
 
@@ -141,7 +146,10 @@ def explain_step(
     chosen = ranked[: cfg.n_latents]
     dataset = FeatureDataset(cache_dir, cfg.loader, {hookpoint: [a.latent for a in chosen]})
     alignment = {
-        a.latent: RefusalAlignment(cosine=a.cosine, mean_diff=a.mean_diff, rank=a.rank) for a in chosen
+        a.latent: RefusalAlignment(
+            cosine=a.cosine, mean_diff=a.mean_diff, rank=a.rank, attribution=a.attribution
+        )
+        for a in chosen
     }
 
     async def go() -> Any:

@@ -205,7 +205,9 @@ def _latent_part(
     model: Any, cfg: RefusalLatentsConfig, report: dict[str, Any], timings: dict[str, float]
 ) -> dict[str, Any]:
     """SAE, aligned latents, cache and explanations at the SAE's layer."""
+    from sae_interp.refusal.attribution import refusal_attribution
     from sae_interp.refusal.direction import fit_directions, last_position_resid
+    from sae_interp.refusal.metrics import refusal_token_ids
 
     run_dir, steps = cfg.run_dir(), cfg.latents
     with timed_step("sae", timings):
@@ -217,8 +219,16 @@ def _latent_part(
             for kind, p in prompts.items()
         }
         r = fit_directions({layer: resid["harmful"]}, {layer: resid["harmless"]}).at(layer)
+        attribution = refusal_attribution(
+            model,
+            sae,
+            layer,
+            prompts["harmful"],
+            refusal_token_ids(model.tokenizer),
+            batch_size=cfg.batch_size,
+        )
         ranked = aligned_latents_step(
-            sae, r, resid["harmful"], resid["harmless"], run_dir / "refusal" / "latents.csv"
+            sae, r, resid["harmful"], resid["harmless"], run_dir / "refusal" / "latents.csv", attribution
         )
     chosen = [a.latent for a in ranked[: steps.n_latents]]
     with timed_step("latent_cache", timings):
@@ -264,7 +274,10 @@ def _refusal_part(model: Any, cfg: RefusalLatentsConfig, timings: dict[str, floa
             token_ids,
             batch_size=cfg.batch_size,
         )
-        chosen, failed = select_candidate(candidates, model.spec.n_layers)
+        harmful_val = refusal_scores(next_token_logprobs(model, prompts["harmful", "val"]), token_ids)
+        chosen, failed = select_candidate(
+            candidates, model.spec.n_layers, harmful_baseline=float(harmful_val.mean())
+        )
         baseline = {
             kind: float(refusal_scores(next_token_logprobs(model, prompts[kind, "test"]), token_ids).mean())
             for kind in ("harmful", "harmless")
@@ -278,6 +291,7 @@ def _refusal_part(model: Any, cfg: RefusalLatentsConfig, timings: dict[str, floa
         "candidates": [{**auc, **dataclasses.asdict(c)} for auc, c in zip(aucs, candidates, strict=True)],
         "chosen_layer": chosen.layer,
         "failed_filters": list(failed),
+        "harmful_val_refusal_score": float(harmful_val.mean()),
         "refusal_tokens": model.tokenizer.convert_ids_to_tokens(token_ids),
         "mean_refusal_score_test": baseline,
         "refusal_rates_test": {name: v["refusal_rate"] for name, v in rates.items()},
@@ -303,6 +317,11 @@ def _summary(report: dict[str, Any]) -> str:
     ]
     failed = report["failed_filters"]
     note = f" (no layer passed every filter; the chosen one fails: {', '.join(failed)})" if failed else ""
+    if "kl" in failed:
+        note += (
+            f"; KL relaxed: the least-KL direction whose ablation lowers the harmful validation "
+            f"refusal score ({report['harmful_val_refusal_score']:.2f}) by at least 1, if any"
+        )
     lines.append(f"chosen layer: {report['chosen_layer']}{note}")
     scores = report["mean_refusal_score_test"]
     lines.append(
@@ -315,9 +334,13 @@ def _summary(report: dict[str, Any]) -> str:
         lines.append(report["base_model_note"])
     sae = report["sae"]
     lines.append(f"SAE: {sae['architecture']} d_sae={sae['d_sae']} at {sae['hookpoint']} ({sae['path']})")
-    lines.append("top aligned latents (decoder cosine with r, mean activation diff harmful - harmless):")
+    lines.append(
+        "top aligned latents (decoder cosine with r, mean activation diff harmful - harmless, "
+        "refusal-score attribution):"
+    )
     lines += [
-        f"  {a['latent']:>6} {a['cosine']:>7.3f} {a['mean_diff']:>8.3f}" for a in report["aligned_latents"]
+        f"  {a['latent']:>6} {a['cosine']:>7.3f} {a['mean_diff']:>8.3f} {a['attribution']:>9.3g}"
+        for a in report["aligned_latents"]
     ]
     ex = report["explanations"]
     lines.append(

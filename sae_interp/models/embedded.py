@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ __all__ = [
     "assemble_gguf",
     "converted_dir",
     "ensure_converted",
+    "ensure_gguf",
     "read_provenance",
     "resolve_embedded",
 ]
@@ -199,6 +201,29 @@ def ensure_converted(model: EmbeddedModel, *, part_paths: Sequence[Path] | None 
             return final
         raise
     logger.info("converted %s in %.0f s", model.name, time.perf_counter() - started)
+    return final
+
+
+def ensure_gguf(model: EmbeddedModel) -> Path:
+    """Return the assembled GGUF of `model` under the user cache, assembling it first if needed.
+
+    GGUF servers (llama.cpp) read this file directly. It is written beside its final name and renamed
+    only once its sha256 checked out, so a killed assembly never leaves a file that looks complete.
+
+    Raises:
+        EmbeddedModelError: a part is missing or the assembled bytes do not match the recorded hash.
+    """
+    final = user_cache_dir() / "gguf" / f"{model.name}-{model.sha256[:12]}.gguf"
+    if final.is_file():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".tmp-{os.getpid()}-{final.name}")
+    try:
+        parts = [p.locate() for p in model.parts]
+        assemble_gguf(parts, tmp, sha256=model.sha256, size=model.size, label=model.package_versions())
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
     return final
 
 

@@ -8,6 +8,13 @@ For each candidate layer l with direction r_l (REFERENCE.md section 1):
 The chosen candidate has the lowest bypass among those passing every filter; when none passes,
 filters are relaxed in RELAX_ORDER and the report names the relaxed ones. All of it is forwards
 only: no generation.
+
+Relaxing KL is a trade-off, not a free-for-all. On small chat models (Qwen2.5-Coder-0.5B: every
+layer whose direction really bypasses refusal has KL 0.5-1.0, and the only layer under 0.1 barely
+moves refusal) the lowest bypass overall is also the most destructive direction. So once KL must be
+relaxed, the chosen candidate is the *least-KL effective* one: among directions whose ablation
+lowers the harmful prompts' refusal log-odds by at least `min_drop` below their unablated baseline,
+the one that disturbs harmless prompts least.
 """
 
 from __future__ import annotations
@@ -73,9 +80,20 @@ limit and the depth limit protect the model's behaviour on harmless prompts and 
 
 
 def select_candidate(
-    scores: Sequence[CandidateScore], n_layers: int, *, max_kl: float = 0.1, max_layer_frac: float = 0.8
+    scores: Sequence[CandidateScore],
+    n_layers: int,
+    *,
+    harmful_baseline: float | None = None,
+    max_kl: float = 0.1,
+    max_layer_frac: float = 0.8,
+    min_drop: float = 1.0,
 ) -> tuple[CandidateScore, tuple[str, ...]]:
     """The candidate with the lowest bypass among those passing the filters.
+
+    Args:
+        harmful_baseline: mean refusal score of the same harmful prompts without ablation. When given
+            and KL has to be relaxed, the least-KL candidate whose bypass is at least `min_drop`
+            below it is chosen (module docstring); without it, the lowest bypass.
 
     Returns:
         (candidate, failed): `failed` names the filters the chosen candidate does not pass (empty
@@ -93,5 +111,8 @@ def select_candidate(
         pool = [s for s in scores if all(check(s) for name, check in checks.items() if name not in relaxed)]
         if pool:
             best = min(pool, key=lambda s: s.bypass)
+            if "kl" in relaxed and harmful_baseline is not None:
+                effective = [s for s in pool if s.bypass <= harmful_baseline - min_drop]
+                best = min(effective, key=lambda s: s.kl) if effective else best
             return best, tuple(name for name in RELAX_ORDER if not checks[name](best))
     raise AssertionError("unreachable: with every filter relaxed the pool is all candidates")

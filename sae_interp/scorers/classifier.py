@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sae_interp.clients.base import LLMClient, Message, SamplingParams
+from sae_interp.clients.base import Generation, LLMClient, Message, SamplingParams
 from sae_interp.clients.errors import UnsupportedRequest
 from sae_interp.explainers.explainer import Explained
 from sae_interp.results import LatentExamples, ScoreOut
@@ -23,7 +23,7 @@ from sae_interp.scorers.config import ScorerConfig, scorer_rng
 from sae_interp.scorers.metrics import Judgement, binary_metrics, metrics_by_group
 from sae_interp.scorers.prompts import ClassifierPrompt
 
-__all__ = ["ClassifierScorer", "Sample"]
+__all__ = ["ClassifierScorer", "Sample", "ask_judge", "judge_params"]
 
 _TOP_LOGPROBS = 5
 
@@ -50,17 +50,9 @@ class ClassifierScorer:
     def __init__(self, client: LLMClient, cfg: ScorerConfig | None = None) -> None:
         self.client = client
         self.cfg = cfg or ScorerConfig()
-        caps = client.capabilities
-        if self.cfg.logprobs == "on" and not caps.logprobs:
-            raise UnsupportedRequest(f"scorers.logprobs='on' but {client!r} returns no logprobs")
-        use_logprobs = self.cfg.logprobs != "off" and caps.logprobs
-        top = min(_TOP_LOGPROBS, caps.max_top_logprobs) if use_logprobs else 0
         # The answer is "[1, 0, ...]": ~3 tokens per excerpt, plus slack for a stray word.
-        self.params = SamplingParams(
-            max_tokens=8 + 4 * self.cfg.batch_size,
-            temperature=0.0,
-            logprobs=use_logprobs,
-            top_logprobs=top,
+        self.params = judge_params(
+            client, self.cfg, max_tokens=8 + 4 * self.cfg.batch_size, top=_TOP_LOGPROBS
         )
 
     def samples(self, latent: LatentExamples) -> list[Sample]:
@@ -100,14 +92,7 @@ class ClassifierScorer:
         return [{"role": "system", "content": self.prompt.system}, {"role": "user", "content": user}]
 
     async def _judge(self, explanation: str, batch: Sequence[Sample]) -> list[tuple[Judgement, str]]:
-        messages = self.messages(explanation, batch)
-        if self.client.capabilities.chat_tuned:
-            generation = await self.client.chat(messages, self.params)
-            text = generation.text
-        else:  # a base model completes an opened list far more reliably than it follows a chat
-            prompt = "\n\n".join(m["content"] for m in messages) + "\n\nAnswer: ["
-            generation = await self.client.complete(prompt, dataclasses.replace(self.params, stop=("]",)))
-            text = "[" + generation.text + "]"
+        text, generation = await ask_judge(self.client, self.messages(explanation, batch), self.params)
         verdicts = parse_verdicts(text, len(batch))
         probs = answer_probabilities(generation.logprobs, len(batch)) if verdicts is not None else None
         return [
@@ -122,3 +107,49 @@ class ClassifierScorer:
             )
             for i, s in enumerate(batch)
         ]
+
+
+async def ask_judge(
+    client: LLMClient,
+    messages: Sequence[Message],
+    params: SamplingParams,
+    *,
+    opening: str = "[",
+    closing: str = "]",
+) -> tuple[str, Generation]:
+    """Ask `messages` as a chat, or, for a base model, as one completion prompt.
+
+    A base model completes an opened answer ("Answer: [") far more reliably than it follows a chat,
+    so its prompt is the messages joined, then "Answer: " + `opening`, stopped at `closing`.
+
+    Returns:
+        The answer text (for a base model, `opening` + continuation + `closing`) and the generation.
+    """
+    if client.capabilities.chat_tuned:
+        generation = await client.chat(messages, params)
+        return generation.text, generation
+    prompt = "\n\n".join(m["content"] for m in messages) + "\n\nAnswer: " + opening
+    generation = await client.complete(prompt, dataclasses.replace(params, stop=(closing,)))
+    return opening + generation.text + closing, generation
+
+
+def judge_params(client: LLMClient, cfg: ScorerConfig, *, max_tokens: int, top: int) -> SamplingParams:
+    """Greedy settings for a judge's answer, with logprobs as `cfg.logprobs` and the client allow.
+
+    Args:
+        max_tokens: the answer's budget.
+        top: alternatives per answer token wanted (capped by what the client returns).
+
+    Raises:
+        UnsupportedRequest: `cfg.logprobs` is "on" but the client returns no logprobs.
+    """
+    caps = client.capabilities
+    if cfg.logprobs == "on" and not caps.logprobs:
+        raise UnsupportedRequest(f"scorers.logprobs='on' but {client!r} returns no logprobs")
+    use_logprobs = cfg.logprobs != "off" and caps.logprobs
+    return SamplingParams(
+        max_tokens=max_tokens,
+        temperature=0.0,
+        logprobs=use_logprobs,
+        top_logprobs=min(top, caps.max_top_logprobs) if use_logprobs else 0,
+    )

@@ -32,6 +32,8 @@ class ScorerConfig:
     """auto: ask for logprobs (probabilities and AUC) when the client has them; on: require them."""
     threshold: float = 0.3
     """Fuzzing marks tokens above this fraction of the latent's max activation (as the explainer)."""
+    intruder_size: int = 4
+    """Excerpts per intruder round: this many minus one activating, plus one intruder (chance 1/n)."""
     embedding_model: str | None = None
     """Sentence-transformers model folder for the embedding scorer; None: the packaged MiniLM."""
     seed: int = 22
@@ -45,6 +47,10 @@ class ScorerConfig:
             if value is not None:
                 check_positive("scorers", name, value, allow_zero=True)
         check_choice("scorers", "logprobs", self.logprobs, LogprobsMode)
+        if self.intruder_size < 2:
+            raise ConfigError(
+                f"scorers.intruder_size must be >= 2 (one intruder among others), got {self.intruder_size!r}"
+            )
         if not 0.0 <= self.threshold < 1.0:
             raise ConfigError(f"scorers.threshold must be in [0, 1), got {self.threshold!r}")
 

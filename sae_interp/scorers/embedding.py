@@ -19,7 +19,7 @@ import numpy as np
 from sae_interp.explainers.explainer import Explained
 from sae_interp.results import ScoreOut
 from sae_interp.scorers.config import ScorerConfig
-from sae_interp.scorers.metrics import roc_auc
+from sae_interp.scorers.metrics import auc_by_quantile, roc_auc
 
 __all__ = ["EmbeddingScorer", "default_embedding_model"]
 
@@ -82,11 +82,8 @@ class EmbeddingScorer:
         sims = await asyncio.to_thread(self.similarities, explained.explanation.text, texts)
         truth = [True] * len(positives) + [False] * len(negatives)
         neg_sims = sims[len(positives) :]
-        by_quantile: dict[str, dict[str, float | None]] = {}
-        for q in sorted({ex.quantile for ex in positives if ex.quantile is not None}):
-            pos = [s for ex, s in zip(positives, sims, strict=False) if ex.quantile == q]
-            auc = roc_auc([True] * len(pos) + [False] * len(neg_sims), [*pos, *neg_sims])
-            by_quantile[str(q)] = {"auc": auc, "n": float(len(pos))}
+        pos_sims = sims[: len(positives)].tolist()
+        by_quantile = auc_by_quantile([ex.quantile for ex in positives], pos_sims, neg_sims.tolist())
         auc = roc_auc(truth, sims.tolist())
         samples = [
             {"source": f"{kind}[{i}]", "truth": t, "similarity": float(s)}

@@ -17,7 +17,7 @@ from sae_interp.scorers.classifier import ClassifierScorer, Sample
 from sae_interp.scorers.config import scorer_rng
 from sae_interp.scorers.prompts import FUZZING
 
-__all__ = ["FuzzingScorer"]
+__all__ = ["FuzzingScorer", "marked_text"]
 
 
 class FuzzingScorer(ClassifierScorer):
@@ -33,20 +33,23 @@ class FuzzingScorer(ClassifierScorer):
             marks = marked_positions(ex.activations, threshold)
             counts.append(max(1, sum(marks)))
             if i % 2 == 0:
-                samples.append(Sample(_marked(ex, marks), True, str(ex.quantile), f"test[{i}]"))
+                samples.append(Sample(marked_text(ex, marks), True, str(ex.quantile), f"test[{i}]"))
                 continue
             wrong = _random_marks(len(marks), sum(marks), np.flatnonzero(~np.asarray(marks)), rng)
             if wrong is not None:
-                samples.append(Sample(_marked(ex, wrong), False, "mismarked", f"test[{i}]"))
+                samples.append(Sample(marked_text(ex, wrong), False, "mismarked", f"test[{i}]"))
         typical = int(np.median(counts)) if counts else 1
         for i, ex in enumerate(latent.non_activating[: self.cfg.n_non_activating]):
             wrong = _random_marks(len(ex.tokens), typical, np.arange(len(ex.tokens)), rng)
             if wrong is not None:
-                samples.append(Sample(_marked(ex, wrong), False, "non_activating", f"non_activating[{i}]"))
+                samples.append(
+                    Sample(marked_text(ex, wrong), False, "non_activating", f"non_activating[{i}]")
+                )
         return samples
 
 
-def _marked(ex: ExampleOut, marks: list[bool]) -> str:
+def marked_text(ex: ExampleOut, marks: list[bool]) -> str:
+    """`ex` as one prompt line with the `marks` tokens wrapped in <<...>>."""
     return show_text(highlight(ex.tokens, marks))
 
 

@@ -15,7 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import rankdata
 
-__all__ = ["Judgement", "binary_metrics", "metrics_by_group", "roc_auc"]
+__all__ = [
+    "Judgement",
+    "auc_by_quantile",
+    "binary_metrics",
+    "group_order",
+    "metrics_by_group",
+    "pearson",
+    "roc_auc",
+]
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,38 @@ def roc_auc(truth: Sequence[bool], scores: Sequence[float]) -> float | None:
         return None
     ranks = rankdata(np.asarray(scores, dtype=float))
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def auc_by_quantile(
+    quantiles: Sequence[int | None], positive: Sequence[float], negative: Sequence[float]
+) -> dict[str, dict[str, float | None]]:
+    """Per quantile of the positives: the AUC of its scores against all negative scores, and its n.
+
+    Args:
+        quantiles: each positive's quantile (None: left out of the breakdown).
+        positive: each positive's score, in the same order.
+        negative: every negative's score.
+    """
+    out: dict[str, dict[str, float | None]] = {}
+    for q in sorted({q for q in quantiles if q is not None}):
+        pos = [s for qq, s in zip(quantiles, positive, strict=True) if qq == q]
+        auc = roc_auc([True] * len(pos) + [False] * len(negative), [*pos, *negative])
+        out[str(q)] = {"auc": auc, "n": float(len(pos))}
+    return out
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Pearson correlation of x and y; None when undefined (fewer than 2 points, or a constant side).
+
+    A simulator that predicts the same value everywhere says nothing about where the latent fires:
+    its correlation is undefined, not 0.
+    """
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(a) != len(b):
+        raise ValueError(f"pearson: {len(a)} values against {len(b)}")
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])
 
 
 def binary_metrics(judgements: Sequence[Judgement]) -> dict[str, float | None]:
@@ -76,8 +116,13 @@ def metrics_by_group(judgements: Sequence[Judgement]) -> dict[str, dict[str, flo
     groups: dict[str, list[Judgement]] = defaultdict(list)
     for j in judgements:
         groups[j.group].append(j)
-    order = sorted(groups, key=lambda g: (not g.isdigit(), int(g) if g.isdigit() else 0, g))
+    order = sorted(groups, key=group_order)
     return {g: binary_metrics(groups[g]) for g in order}
+
+
+def group_order(group: str) -> tuple[bool, int, str]:
+    """Sort key of breakdown groups: numeric quantiles first, in numeric order, then by name."""
+    return (not group.isdigit(), int(group) if group.isdigit() else 0, group)
 
 
 def _ratio(num: int, den: int) -> float | None:

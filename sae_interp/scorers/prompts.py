@@ -1,14 +1,23 @@
 """Every scorer prompt, in one readable place. Change a prompt: bump its version.
 
-Classifier prompts ask for a JSON list of 0/1, one per numbered excerpt, so that one short answer
-judges a whole batch and its digit tokens carry the probabilities (from logprobs) in order.
+Judge prompts ask for a JSON list, one item per numbered excerpt (classifiers: 0/1) or token
+(simulation: 0-10), so that one short answer covers the batch and its digit tokens carry the
+probabilities (from logprobs) in order.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DETECTION", "FUZZING", "INTRUDER", "ClassifierPrompt"]
+__all__ = [
+    "DETECTION",
+    "FUZZING",
+    "INTRUDER",
+    "SIMULATION",
+    "SURPRISAL",
+    "ClassifierPrompt",
+    "SurprisalPrompt",
+]
 
 
 @dataclass(frozen=True)
@@ -45,8 +54,40 @@ FUZZING = ClassifierPrompt(
 INTRUDER = ClassifierPrompt(
     version="intruder-v1",
     system=(
-        "You see numbered text excerpts. All but one of them share a common feature (a word, topic "
-        "or pattern); one is the odd one out. Reply with the number of the odd one out and nothing "
-        "else."
+        "You see numbered text excerpts in which some tokens are marked <<like this>>. In all but one "
+        "of them, the marked tokens share a common feature (a word, topic or pattern); in one, the "
+        "odd one out, they do not. Reply with the number of the odd one out and nothing else."
     ),
+)
+
+SIMULATION = ClassifierPrompt(
+    version="simulation-v1",
+    system=(
+        "You are simulating one latent (a learned feature) of a language model from its explanation. "
+        "You get the explanation, a text excerpt, and the excerpt's tokens, numbered, each as a JSON "
+        "string. For each token, predict how strongly the latent fires on it, as the explanation "
+        "describes it: an integer from 0 (not at all) to 10 (as strongly as it ever fires). Most "
+        "tokens are usually 0. Answer with a JSON list of integers, one per token, in the order given, "
+        "and nothing else. For example, for five tokens: [0, 0, 8, 0, 1]"
+    ),
+)
+
+
+@dataclass(frozen=True)
+class SurprisalPrompt:
+    """Prefixes put before an example's text, with and without the explanation."""
+
+    version: str
+    explained: str
+    """Holds `{explanation}`."""
+    neutral: str
+    """The same frame without the explanation: the baseline."""
+
+
+# The frames differ only by the explanation, so the loss difference measures what it tells the model.
+# Both end in a newline: the example's text then starts a new line (see `SurprisalScorer`).
+SURPRISAL = SurprisalPrompt(
+    version="surprisal-v1",
+    explained="The following text excerpt is about {explanation}.\nExcerpt:\n",
+    neutral="The following text excerpt is about something.\nExcerpt:\n",
 )

@@ -11,6 +11,9 @@ from sae_interp.scorers.config import ScorerConfig
 from sae_interp.scorers.detection import DetectionScorer
 from sae_interp.scorers.embedding import EmbeddingScorer
 from sae_interp.scorers.fuzzing import FuzzingScorer
+from sae_interp.scorers.intruder import IntruderScorer
+from sae_interp.scorers.simulation import SimulationScorer
+from sae_interp.scorers.surprisal import SurprisalScorer
 
 __all__ = ["SCORERS", "build_scorers", "register_scorer"]
 
@@ -46,3 +49,6 @@ def build_scorers(client: LLMClient, cfg: ScorerConfig) -> list[Any]:
 register_scorer("detection", DetectionScorer)
 register_scorer("fuzzing", FuzzingScorer)
 register_scorer("embedding", lambda _client, cfg: EmbeddingScorer(cfg))
+register_scorer("surprisal", SurprisalScorer)
+register_scorer("simulation", SimulationScorer)
+register_scorer("intruder", IntruderScorer)

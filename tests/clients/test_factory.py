@@ -98,5 +98,5 @@ def test_registry_rejects_duplicates_and_unknown_kinds_list_the_available(
     with pytest.raises(ValueError, match="already registered"):
         register_client("openai", CLIENT_BUILDERS["openai"])
     monkeypatch.delitem(CLIENT_BUILDERS, "openrouter")
-    with pytest.raises(ValueError, match=r"no backend; available: \['local', 'openai'\]"):
+    with pytest.raises(ValueError, match=r"no backend; available: \['local', 'openai', 'vllm'\]"):
         make_client(ClientConfig(kind="openrouter", model="m"))

@@ -94,10 +94,48 @@ async def test_unsupported_requests_fail_before_generating(tiny: Local) -> None:
     before = tiny.stats.generate_calls
     with pytest.raises(UnsupportedRequest, match="JSON"):
         await tiny.chat([{"role": "user", "content": "hi"}], SamplingParams(json_mode=True))
-    with pytest.raises(UnsupportedRequest, match="prompt_logprobs"):
-        await tiny.complete("hi", SamplingParams(prompt_logprobs=1))
+    with pytest.raises(UnsupportedRequest, match="top_logprobs=21"):
+        await tiny.complete("hi", SamplingParams(logprobs=True, top_logprobs=21))
     assert tiny.stats.generate_calls == before
     assert tiny.capabilities.logprobs and tiny.capabilities.max_concurrency == 4
+
+
+async def test_prompt_logprobs_match_a_direct_forward(tiny: Local, tiny_llama_dir: Path) -> None:
+    model = load_model(tiny_llama_dir, dtype=torch.float32, device="cpu")
+    prompt = "a b c a b"
+    ids = model.tokenizer(prompt)["input_ids"]
+    plain, gen = await asyncio.gather(
+        tiny.complete(prompt, GREEDY), tiny.complete(prompt, SamplingParams(max_tokens=4, prompt_logprobs=3))
+    )
+    assert plain.prompt_logprobs is None and gen.text == plain.text  # generation is unchanged
+    assert gen.prompt_logprobs is not None and len(gen.prompt_logprobs) == len(ids) >= 5
+    assert gen.prompt_logprobs[0] is None  # the first token has no context
+    with torch.no_grad():
+        logp = model.hf(torch.tensor([ids])).logits[0].float().log_softmax(-1)
+    for i, entry in enumerate(gen.prompt_logprobs[1:], 1):
+        assert entry is not None
+        assert entry.token == model.tokenizer.decode([ids[i]])
+        assert entry.logprob == pytest.approx(logp[i - 1, ids[i]].item(), abs=1e-5)
+        best = logp[i - 1].topk(3)
+        assert [t.token for t in entry.top_logprobs] == [model.tokenizer.decode([j]) for j in best.indices]
+        assert [t.logprob for t in entry.top_logprobs] == pytest.approx(best.values.tolist(), abs=1e-5)
+    assert tiny.capabilities.prompt_logprobs
+    # a greedy one-token call takes its token from the prompt pass instead of `generate`: same answer
+    quick = await tiny.complete(
+        prompt, SamplingParams(max_tokens=1, logprobs=True, top_logprobs=2, prompt_logprobs=1)
+    )
+    full = await tiny.complete(prompt, SamplingParams(max_tokens=1, logprobs=True, top_logprobs=2))
+    assert quick.text == full.text and quick.usage == full.usage and quick.finish_reason == full.finish_reason
+    assert quick.logprobs is not None and full.logprobs is not None and len(quick.logprobs) == 1
+    assert quick.logprobs[0].token == full.logprobs[0].token
+    assert quick.logprobs[0].logprob == pytest.approx(full.logprobs[0].logprob, abs=1e-5)
+    assert [t.token for t in quick.logprobs[0].top_logprobs] == [
+        t.token for t in full.logprobs[0].top_logprobs
+    ]
+    assert quick.prompt_logprobs is not None
+    assert [e.logprob if e else None for e in quick.prompt_logprobs] == pytest.approx(
+        [e.logprob if e else None for e in gen.prompt_logprobs]
+    )
 
 
 async def test_works_again_after_aclose_and_in_a_new_loop(tiny_llama_dir: Path) -> None:

@@ -155,6 +155,53 @@ async def test_missing_logprobs_in_reply_is_bad_response_not_retried(sleeps: Sle
     assert len(server.requests) == 1
 
 
+def _with_prompt_logprobs(body: dict[str, Any], positions: list[Any]) -> dict[str, Any]:
+    body["choices"][0]["prompt_logprobs"] = positions
+    return body
+
+
+async def test_vllm_prompt_logprobs_are_an_opt_in() -> None:
+    positions = [
+        None,
+        {  # the prompt token comes first even when it is not the best candidate
+            "17": {"logprob": -2.5, "rank": 3, "decoded_token": " cat"},
+            "5": {"logprob": -0.5, "rank": 1, "decoded_token": " dog"},
+            "8": {"logprob": -1.5, "rank": 2, "decoded_token": " cow"},
+        },
+        {"9": {"logprob": -0.1, "rank": 1, "decoded_token": " sat"}},
+    ]
+    reply = Reply(body=_with_prompt_logprobs(completion_body("."), positions))
+    async with LoopbackServer(reply, Reply(body=completion_body("."))) as server:
+        async with _client(server) as plain:
+            assert not plain.capabilities.prompt_logprobs
+            with pytest.raises(UnsupportedRequest, match="prompt_logprobs"):
+                await plain.complete("A cat sat", SamplingParams(prompt_logprobs=1))
+        async with _client(server, vllm_prompt_logprobs=True) as client:
+            assert client.capabilities.prompt_logprobs
+            with pytest.raises(UnsupportedRequest, match="complete"):
+                await client.chat(USER, SamplingParams(prompt_logprobs=1))
+            gen = await client.complete("A cat sat", SamplingParams(max_tokens=1, prompt_logprobs=2))
+            without = await client.complete("A cat sat", GREEDY)
+    assert server.requests[0].json["prompt_logprobs"] == 2
+    assert "prompt_logprobs" not in server.requests[1].json
+    assert gen.prompt_logprobs is not None and gen.prompt_logprobs[0] is None
+    cat, sat = gen.prompt_logprobs[1], gen.prompt_logprobs[2]
+    assert cat is not None and (cat.token, cat.logprob) == (" cat", -2.5)
+    assert [(t.token, t.logprob) for t in cat.top_logprobs] == [(" dog", -0.5), (" cow", -1.5)]
+    assert sat is not None and (sat.token, sat.logprob) == (" sat", -0.1)
+    assert without.prompt_logprobs is None
+
+
+async def test_missing_prompt_logprobs_in_reply_is_bad_response_not_retried(sleeps: SleepRecorder) -> None:
+    async with (
+        LoopbackServer(Reply(body=completion_body(".")), Reply(body=completion_body("."))) as server,
+        _client(server, sleeps, max_retries=2, vllm_prompt_logprobs=True) as client,
+    ):
+        with pytest.raises(BadResponse, match="prompt_logprobs"):
+            await client.complete("x", SamplingParams(prompt_logprobs=1))
+    assert len(server.requests) == 1
+
+
 # ------------------------------------------------------------------ retries
 
 

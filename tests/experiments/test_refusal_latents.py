@@ -26,7 +26,8 @@ def test_small_run_writes_every_file_and_resumes(tmp_path, capsys):
     assert report["sae"]["layer"] == report["chosen_layer"] and report["sae"]["d_sae"] == 256
     ranked = [a["latent"] for a in report["aligned_latents"]]
     table = (run / "refusal/latents.csv").read_text().splitlines()
-    assert table[0] == "latent,cosine,mean_diff,rank" and len(table) == 257
+    assert table[0] == "latent,cosine,mean_diff,attribution,rank" and len(table) == 257
+    assert all(a["attribution"] is not None for a in report["aligned_latents"])
     assert [int(line.split(",")[0]) for line in table[1:3]] == ranked
     explained = report["explanations"]
     results = iter_latent_results(run)

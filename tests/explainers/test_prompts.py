@@ -21,7 +21,7 @@ LATENT = LatentExamples(
     key="blocks.3.hook_resid_pre/7",
     hookpoint="blocks.3.hook_resid_pre",
     latent=7,
-    statistics=LatentStatistics(count=3, frequency=0.1, max=10.0, mean=5.0, hist=[1], hist_edges=[0.0]),
+    statistics=LatentStatistics(count=3, frequency=0.1, max=10.0, mean=5.0, hist=[1], hist_edges=[0.0, 10.0]),
     train=[
         _ex(["I", " love", " New", " York", "\n", "ok"], [0.0, 1.0, 9.0, 10.0, 0.0, 0.0]),
         _ex(["Paris", " is", " big"], [6.0, 0.0, 2.9]),

@@ -30,7 +30,10 @@ def test_latent_holding_r_ranks_first(tmp_path) -> None:
     assert all(a.cosine >= b.cosine for a, b in itertools.pairwise(ranked))
     write_latent_table(tmp_path / "latents.csv", ranked)
     lines = (tmp_path / "latents.csv").read_text().splitlines()
-    assert lines[0] == "latent,cosine,mean_diff,rank" and lines[1].startswith(f"{planted},1.000000,")
+    assert lines[0] == "latent,cosine,mean_diff,attribution,rank" and lines[1].startswith(
+        f"{planted},1.000000,"
+    )
+    assert lines[1].endswith(",,1")  # no attribution given: an empty cell
 
 
 def test_width_mismatch_is_a_clear_error() -> None:

@@ -118,6 +118,23 @@ def test_selection_filters_then_takes_lowest_bypass():
     assert select_candidate(scores[4:], 24) == (scores[4], ("layer",))
 
 
+def test_relaxed_kl_prefers_the_least_disturbing_effective_direction():
+    # Qwen2.5-Coder-0.5B's shape: the only low-KL layer barely bypasses, the deepest bypasses most.
+    scores = [
+        CandidateScore(layer=5, bypass=-0.5, induce=-2.0, kl=0.05),
+        CandidateScore(layer=14, bypass=-3.6, induce=-1.0, kl=0.79),
+        CandidateScore(layer=18, bypass=-5.0, induce=-0.5, kl=0.99),
+    ]
+    # Layer 5 passes KL, so it wins while KL holds, whatever the baseline.
+    assert select_candidate(scores, 24, harmful_baseline=-0.2) == (scores[0], ("induce",))
+    drifting = [*scores[1:], CandidateScore(layer=9, bypass=-1.0, induce=-2.0, kl=0.3)]
+    # KL relaxed: layer 9 lowers the log-odds by only 0.8 < min_drop; 14 is effective with less KL than 18.
+    assert select_candidate(drifting, 24, harmful_baseline=-0.2) == (scores[1], ("induce", "kl"))
+    # Without a baseline, or with no effective direction, the lowest bypass as before.
+    assert select_candidate(drifting, 24) == (scores[2], ("induce", "kl"))
+    assert select_candidate(drifting, 24, harmful_baseline=-6.0) == (scores[2], ("induce", "kl"))
+
+
 def test_refusal_score_and_kl_on_constructed_distributions():
     probs = torch.tensor([[0.5, 0.25, 0.25], [0.1, 0.6, 0.3]])
     logprobs = probs.log()

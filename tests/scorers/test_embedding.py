@@ -38,7 +38,7 @@ def _examples(sentences: list[str], active: bool) -> list[ExampleOut]:
 
 LATENT = LatentExamples(
     key="h/0", hookpoint="h", latent=0,
-    statistics=LatentStatistics(count=6, frequency=0.1, max=3.0, mean=3.0, hist=[6], hist_edges=[0.0]),
+    statistics=LatentStatistics(count=6, frequency=0.1, max=3.0, mean=3.0, hist=[6], hist_edges=[0.0, 3.0]),
     train=[], test=_examples(COOKING, True), non_activating=_examples(OTHER, False),
 )  # fmt: skip
 

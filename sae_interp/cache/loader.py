@@ -110,6 +110,7 @@ class FeatureDataset:
         self.skipped: list[SkippedLatent] = []
         self._tokens: Tensor | None = None
         self._splits: OrderedDict[tuple[str, tuple[int, int]], tuple[Tensor, Tensor, Tensor]] = OrderedDict()
+        self._unit_decoders: dict[str, Tensor] = {}  # per hookpoint, normalised once, not per latent
 
     def _select(self, latents: Mapping[str, Sequence[int]] | Sequence[int] | None) -> dict[str, list[int]]:
         hps = self.index.hookpoints
@@ -209,7 +210,10 @@ class FeatureDataset:
     def _neighbours(self, hp: str, latent: int) -> list[int]:
         if hp not in self.saes:
             return []
-        w = torch.nn.functional.normalize(self.saes[hp].W_dec.detach().float().cpu(), dim=1)
+        if hp not in self._unit_decoders:
+            w_dec = self.saes[hp].W_dec.detach().float().cpu()
+            self._unit_decoders[hp] = torch.nn.functional.normalize(w_dec, dim=1)
+        w = self._unit_decoders[hp]
         sims = w @ w[latent]
         sims[latent] = -float("inf")
         return sims.topk(min(self.cfg.n_neighbours, len(sims) - 1)).indices.tolist()

@@ -1,8 +1,11 @@
 """`Local`: the embedded default client, generating in-process with a model from `load_model`.
 
-No server and no network: the default gemma-3-270m (or any HF chat model path) answers `chat`
-(messages rendered with the tokenizer's chat template and its generation prompt) and `complete`
-(raw text). Its explanations are weak; point `[client]` at a real server for real work.
+No server and no network: the default Qwen2.5-Coder-0.5B-Instruct (or gemma-3-270m, or any HF
+model path) answers `chat` (messages rendered with the tokenizer's chat template and its generation
+prompt) and `complete` (raw text). Qwen is the default because it explains: on constructed keyword
+latents its explanation names the keyword 5 times in 6, gemma's never (it echoes the prompt), at
+~2.5x gemma's time (bench/local_judge.py). Neither is a reliable judge; point `[client]` at a real
+server for real work.
 
 Boundary decisions:
 - Batching: concurrent calls queue up; a single worker task takes whatever arrived within
@@ -51,7 +54,7 @@ __all__ = ["DEFAULT_LOCAL_MODEL", "Local", "LocalStats"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_LOCAL_MODEL = "gemma-3-270m"
+DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b-instruct"
 MAX_TOP_LOGPROBS = 20
 
 

@@ -19,12 +19,14 @@ import torch
 from sae_interp._io import user_cache_dir
 from sae_interp.cache.config import CacheConfig, LoaderConfig
 from sae_interp.clients.factory import ClientConfig, make_client
+from sae_interp.clients.local import DEFAULT_LOCAL_MODEL
 from sae_interp.config import ModelConfig, config_to_dict
 from sae_interp.experiments.train_sae import TrainSAERunConfig
 from sae_interp.explain import ExplainConfig, explain_latents
 from sae_interp.refusal.latents import AlignedLatent, rank_aligned_latents, write_latent_table
 from sae_interp.results import RefusalAlignment
 from sae_interp.sae.base import SAE
+from sae_interp.scorers.config import ScorerConfig
 
 __all__ = ["LatentStepsConfig", "aligned_latents_step", "cache_step", "explain_step", "sae_step"]
 
@@ -38,9 +40,7 @@ class LatentStepsConfig:
     sae: str = ""
     """An SAE folder (SAELens or sparsify format) at a layer of this model; empty trains one at
     the chosen layer (cached under the user cache directory)."""
-    sae_train: TrainSAERunConfig = dataclasses.field(
-        default_factory=lambda: TrainSAERunConfig(n_tokens=50_000, epochs=4)
-    )
+    sae_train: TrainSAERunConfig = dataclasses.field(default_factory=TrainSAERunConfig)
     """Training settings when no SAE is given (its model and layer come from the main job)."""
     n_latents: int = 8
     """Top-ranked latents (by decoder cosine with r) to cache and explain."""
@@ -56,10 +56,15 @@ class LatentStepsConfig:
         )
     )
     client: ClientConfig = dataclasses.field(
-        default_factory=lambda: ClientConfig(kind="local", model="gemma-3-270m", max_concurrency=8)
+        default_factory=lambda: ClientConfig(kind="local", model=DEFAULT_LOCAL_MODEL, max_concurrency=8)
     )
-    """The explainer/judge LLM: "local" runs in-process; "openai"/"openrouter" call a server."""
-    explain: ExplainConfig = dataclasses.field(default_factory=ExplainConfig)
+    """The explainer/judge LLM: "local" runs in-process (sharing the studied model's weights when it
+    names the same model); "openai"/"openrouter"/"vllm" call a server or engine."""
+    explain: ExplainConfig = dataclasses.field(
+        default_factory=lambda: ExplainConfig(scorers=ScorerConfig(names=("detection", "embedding")))
+    )
+    """Explainer and scorers. Fuzzing is left out by default: on a 2-core CPU each LLM scorer adds
+    minutes per latent (prompt prefill dominates); add it with --set for a server."""
 
 
 def sae_step(model: Any, cfg: LatentStepsConfig, layer: int) -> tuple[SAE, int, str]:
@@ -153,7 +158,7 @@ def explain_step(
     }
 
     async def go() -> Any:
-        client = make_client(cfg.client)
+        client = _local_on_loaded_model(model, cfg.client) or make_client(cfg.client)
         try:
             return await explain_latents(
                 FeatureLoader(dataset), model.tokenizer, client, cfg.explain, run_dir,
@@ -172,6 +177,25 @@ def explain_step(
         "failed": len(result.failed),
         "too_few_examples": skipped,
     }
+
+
+def _local_on_loaded_model(model: Any, client: ClientConfig) -> Any:
+    """A `Local` client on the already loaded `model` when the config names that same model, else None.
+
+    Saves loading a second copy of the weights (seconds and ~2 GB for Qwen).
+    """
+    from sae_interp.clients.local import Local
+    from sae_interp.models.embedded import resolve_embedded
+
+    if client.kind != "local":
+        return None
+
+    def canonical(name: str) -> str:
+        embedded = resolve_embedded(name)
+        return embedded.name if embedded else name
+
+    same = canonical(client.model) == canonical(model.spec.name)
+    return Local(model, max_batch=client.max_concurrency) if same else None
 
 
 def _sae_digest(sae: SAE) -> str:

@@ -11,8 +11,8 @@ Steps (each logs its time; a repeated run reuses what is done):
 3. refusal rates of greedy generations on the test splits: plain, r ablated, r added;
 4. an SAE at that layer (`--set latents.sae=PATH`, or trained on chat data and cached), and every
    latent ranked by the cosine of its decoder row with r (refusal/latents.csv);
-5. the top latents cached over the chat corpus, explained and scored (detection, fuzzing,
-   embedding) by the LLM client of `latents.client` (default: in-process gemma-3-270m);
+5. the top latents cached over the chat corpus, explained and scored (detection and embedding by
+   default) by the LLM client of `latents.client` (default: in-process Qwen2.5-Coder-0.5B);
 6. `explanations/<run>/`: config.json, refusal/report.json, refusal/latents.csv, one JSON per
    latent, summary.json and the HTML browser (index.html).
 """
@@ -96,6 +96,7 @@ SMALL = {
     "latents.n_latents": 2, "latents.cache_rows": 48, "latents.loader.min_examples": 2,
     "latents.loader.n_train": 4, "latents.loader.n_test": 4, "latents.loader.n_non_activating": 4,
     "latents.explain.scorers.names": ["detection", "embedding"], "latents.explain.explainer.max_tokens": 24,
+    "latents.client.model": "gemma-3-270m",
 }  # fmt: skip
 
 

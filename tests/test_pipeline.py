@@ -234,7 +234,9 @@ from sae_interp.pipeline import Pipeline, RunFolder
 from tests.test_pipeline import Explain
 
 async def main():
-    async with LoopbackServer(latency=0.05) as server:
+    # 60 items x 0.2 s / 3 in flight: a 4 s run, so that a signal sent after the 8th item lands
+    # mid-run even on a loaded CI machine (at 0.05 s the run could finish first).
+    async with LoopbackServer(latency=0.2) as server:
         async with OpenAICompatible(server.base_url, "m", max_retries=0) as client:
             await Pipeline(range(60), Explain(client), key=str, folder=RunFolder(sys.argv[1]),
                            max_in_flight=3, progress=False).run()
@@ -258,7 +260,7 @@ async def test_resume_after_a_killed_run_finishes_every_item_exactly_once(tmp_pa
         proc.send_signal(sig)
     finally:
         _, stderr = proc.communicate(timeout=30)
-    assert proc.returncode != 0
+    assert proc.returncode != 0, "the run finished before the signal reached it"
     before = item_files(tmp_path)
     if sig == signal.SIGINT:  # Ctrl-C: asyncio.run cancels the run, which still writes its summary
         assert b"KeyboardInterrupt" in stderr

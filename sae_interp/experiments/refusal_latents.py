@@ -318,10 +318,10 @@ def _summary(report: dict[str, Any]) -> str:
     ]
     failed = report["failed_filters"]
     note = f" (no layer passed every filter; the chosen one fails: {', '.join(failed)})" if failed else ""
-    if "kl" in failed:
+    if "kl" in failed and "effective" not in failed:
         note += (
             f"; KL relaxed: the least-KL direction whose ablation lowers the harmful validation "
-            f"refusal score ({report['harmful_val_refusal_score']:.2f}) by at least 1, if any"
+            f"refusal score ({report['harmful_val_refusal_score']:.2f}) by at least 1"
         )
     lines.append(f"chosen layer: {report['chosen_layer']}{note}")
     scores = report["mean_refusal_score_test"]

@@ -9,17 +9,17 @@ The chosen candidate has the lowest bypass among those passing every filter; whe
 filters are relaxed in RELAX_ORDER and the report names the relaxed ones. All of it is forwards
 only: no generation.
 
-Relaxing KL is a trade-off, not a free-for-all. On small chat models (Qwen2.5-Coder-0.5B: every
-layer whose direction really bypasses refusal has KL 0.5-1.0, and the only layer under 0.1 barely
-moves refusal) the lowest bypass overall is also the most destructive direction. So once KL must be
-relaxed, the chosen candidate is the *least-KL effective* one: among directions whose ablation
-lowers the harmful prompts' refusal log-odds by at least `min_drop` below their unablated baseline,
-the one that disturbs harmless prompts least.
+Relaxing KL is a trade-off, not a free-for-all. Given the harmful prompts' unablated refusal score,
+a fourth filter asks that ablation *work*: lower their refusal log-odds by at least `min_drop`. On
+Qwen2.5-Coder-0.5B (measured, tests/refusal/test_refusal.py) the layers under KL 0.1 (5, 7, 9) move
+the score by 0.1-0.3 and barely change refusal rates (72% -> 69% at layer 5), while every layer that
+works has KL 0.48-0.99, the deepest being the most destructive. So once KL has to be relaxed, the
+chosen candidate is the *least-KL effective* one, not the lowest bypass overall.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sae_interp.models import Ablate, AddVector, LoadedModel, PromptBatch
@@ -73,10 +73,11 @@ def score_candidates(
     return scores
 
 
-RELAX_ORDER: tuple[str, ...] = ("induce", "kl", "layer")
+RELAX_ORDER: tuple[str, ...] = ("induce", "kl", "effective", "layer")
 """Filters dropped, in this order, when no candidate passes them all: inducing refusal is the most
-expendable (small models often raise the refusal score without crossing 0); staying below the KL
-limit and the depth limit protect the model's behaviour on harmless prompts and are kept longest."""
+expendable (small models often raise the refusal score without crossing 0); then KL, trading
+disturbance of harmless prompts for a direction that works; then working at all; the depth limit
+is kept longest."""
 
 
 def select_candidate(
@@ -91,9 +92,9 @@ def select_candidate(
     """The candidate with the lowest bypass among those passing the filters.
 
     Args:
-        harmful_baseline: mean refusal score of the same harmful prompts without ablation. When given
-            and KL has to be relaxed, the least-KL candidate whose bypass is at least `min_drop`
-            below it is chosen (module docstring); without it, the lowest bypass.
+        harmful_baseline: mean refusal score of the same harmful prompts without ablation. When given,
+            the "effective" filter (bypass at least `min_drop` below it) applies, and once KL is
+            relaxed the least-KL effective candidate is chosen (module docstring).
 
     Returns:
         (candidate, failed): `failed` names the filters the chosen candidate does not pass (empty
@@ -101,18 +102,19 @@ def select_candidate(
     """
     if not scores:
         raise ValueError("no candidates to select from")
-    checks = {
+    checks: dict[str, Callable[[CandidateScore], bool]] = {
         "induce": lambda s: s.induce > 0,
         "kl": lambda s: s.kl < max_kl,
         "layer": lambda s: s.layer < max_layer_frac * n_layers,
     }
-    for n_relaxed in range(len(RELAX_ORDER) + 1):
-        relaxed = RELAX_ORDER[:n_relaxed]
+    if harmful_baseline is not None:
+        checks["effective"] = lambda s: s.bypass <= harmful_baseline - min_drop
+    order = [name for name in RELAX_ORDER if name in checks]
+    for n_relaxed in range(len(order) + 1):
+        relaxed = order[:n_relaxed]
         pool = [s for s in scores if all(check(s) for name, check in checks.items() if name not in relaxed)]
         if pool:
-            best = min(pool, key=lambda s: s.bypass)
-            if "kl" in relaxed and harmful_baseline is not None:
-                effective = [s for s in pool if s.bypass <= harmful_baseline - min_drop]
-                best = min(effective, key=lambda s: s.kl) if effective else best
-            return best, tuple(name for name in RELAX_ORDER if not checks[name](best))
+            gentlest = "kl" in relaxed and "effective" in checks and "effective" not in relaxed
+            best = min(pool, key=(lambda s: s.kl) if gentlest else (lambda s: s.bypass))
+            return best, tuple(name for name in order if not checks[name](best))
     raise AssertionError("unreachable: with every filter relaxed the pool is all candidates")

@@ -52,7 +52,7 @@ def test_config_validation() -> None:
         32,
         "topk",
     )
-    assert cfg.n_train_rows == 782
+    assert cfg.n_tokens == 50_000 and cfg.n_train_rows == 391  # ceil(50k / 128-token rows)
     with pytest.raises(ConfigError, match="arch"):
         apply_overrides(cfg, ['arch="gated"'])
     with pytest.raises(ConfigError, match="k=64"):

@@ -119,20 +119,21 @@ def test_selection_filters_then_takes_lowest_bypass():
 
 
 def test_relaxed_kl_prefers_the_least_disturbing_effective_direction():
-    # Qwen2.5-Coder-0.5B's shape: the only low-KL layer barely bypasses, the deepest bypasses most.
-    scores = [
-        CandidateScore(layer=5, bypass=-0.5, induce=-2.0, kl=0.05),
-        CandidateScore(layer=14, bypass=-3.6, induce=-1.0, kl=0.79),
-        CandidateScore(layer=18, bypass=-5.0, induce=-0.5, kl=0.99),
-    ]
-    # Layer 5 passes KL, so it wins while KL holds, whatever the baseline.
-    assert select_candidate(scores, 24, harmful_baseline=-0.2) == (scores[0], ("induce",))
-    drifting = [*scores[1:], CandidateScore(layer=9, bypass=-1.0, induce=-2.0, kl=0.3)]
-    # KL relaxed: layer 9 lowers the log-odds by only 0.8 < min_drop; 14 is effective with less KL than 18.
-    assert select_candidate(drifting, 24, harmful_baseline=-0.2) == (scores[1], ("induce", "kl"))
-    # Without a baseline, or with no effective direction, the lowest bypass as before.
-    assert select_candidate(drifting, 24) == (scores[2], ("induce", "kl"))
-    assert select_candidate(drifting, 24, harmful_baseline=-6.0) == (scores[2], ("induce", "kl"))
+    # Measured on Qwen2.5-Coder-0.5B (default main job, 16+16 validation prompts): layer, bypass,
+    # induce, KL. Unablated harmful validation refusal score: -0.41.
+    measured = [(5, -0.73, -2.50, 0.054), (7, -0.63, -2.43, 0.087), (9, -0.50, -2.38, 0.056),
+                (11, -0.23, -1.88, 0.597), (14, -3.64, -1.24, 0.785), (16, -2.05, -1.07, 0.478),
+                (18, -3.74, -1.06, 0.986)]  # fmt: skip
+    scores = [CandidateScore(layer=n, bypass=b, induce=i, kl=k) for n, b, i, k in measured]
+    # The low-KL layers barely move refusal; of those that work, 16 disturbs harmless prompts least.
+    assert select_candidate(scores, 24, harmful_baseline=-0.41) == (scores[5], ("induce", "kl"))
+    # Without a baseline there is no effectiveness filter: the lowest bypass under KL 0.1.
+    assert select_candidate(scores, 24) == (scores[0], ("induce",))
+    # Nothing works: effectiveness is relaxed after KL, and the lowest bypass wins.
+    assert select_candidate(scores, 24, harmful_baseline=-5.0) == (scores[6], ("induce", "kl", "effective"))
+    # A low-KL layer that works passes every filter but induce, and wins.
+    works = [*scores, CandidateScore(layer=8, bypass=-2.0, induce=-1.0, kl=0.09)]
+    assert select_candidate(works, 24, harmful_baseline=-0.41) == (works[-1], ("induce",))
 
 
 def test_refusal_score_and_kl_on_constructed_distributions():

@@ -227,7 +227,10 @@ async def test_cancellation_leaves_a_consistent_folder(tmp_path: Path) -> None:
 
 
 KILLED_RUN = """
-import asyncio, sys
+import asyncio, signal, sys
+# A shell that starts jobs in the background (nohup, CI runners) makes them ignore SIGINT, and Python
+# then keeps ignoring it: restore Ctrl-C's KeyboardInterrupt so the test means the same everywhere.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from tests.clients.loopback import LoopbackServer
 from sae_interp.clients import OpenAICompatible
 from sae_interp.pipeline import Pipeline, RunFolder

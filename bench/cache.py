@@ -35,14 +35,15 @@ import time
 from pathlib import Path
 
 import torch
+from _anchors import PYTHON, prepare_delphi  # bench/ is the script directory, so on sys.path
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
-ANCHORS = ROOT / ".anchors-venv"
 DRIVER = HERE / "_delphi_cache.py"
 # What `import delphi.latents` needs besides eai-delphi itself (its constructors import faiss and
 # sentence_transformers at module level); vllm, also a hard dependency, is not needed for this.
 DELPHI_IMPORT_DEPS = ("faiss-cpu", "sentence-transformers", "blobfile", "asyncer", "orjson")
+DELPHI_CHECK = "from delphi.latents import LatentCache, LatentDataset"
 logger = logging.getLogger("bench.cache")
 
 
@@ -211,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     load = [os.getloadavg()]
-    delphi_problem = _prepare_delphi() if args.delphi else "not run (pass --delphi)"
+    delphi_problem = "not run (pass --delphi)"
+    if args.delphi:
+        delphi_problem = prepare_delphi(DELPHI_CHECK, DELPHI_IMPORT_DEPS)
     rows, loaders = [], {}
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp:
         root = Path(tmp)
@@ -247,38 +250,11 @@ def _model_dir(name: str) -> Path:
     return ensure_converted(embedded) if embedded is not None else Path(name)
 
 
-def _prepare_delphi() -> str | None:
-    """Make `.anchors-venv` able to import Delphi's cache and loader; None when it can, else why not.
-
-    eai-delphi is installed only when the venv lacks it altogether: the venv may be shared with
-    other anchors (sae-lens), and a second resolution could replace its torch (vllm pins one). When
-    it is there but `delphi.latents` does not import, only the modules that import needs are added.
-    """
-    python = str(ANCHORS / "bin" / "python")
-    check = [python, "-c", "from delphi.latents import LatentCache, LatentDataset"]
-    try:
-        if not Path(python).exists():
-            subprocess.run([sys.executable, "-m", "venv", str(ANCHORS)], check=True)
-        if subprocess.run([python, "-c", "import delphi"], capture_output=True).returncode:
-            logger.info("installing eai-delphi into %s (minutes; see REFERENCE section 9)", ANCHORS)
-            subprocess.run([python, "-m", "pip", "install", "-q", "eai-delphi"], check=True)
-        done = subprocess.run(check, capture_output=True, text=True)
-        if done.returncode and "ModuleNotFoundError" in done.stderr:
-            logger.info("installing Delphi's import-time dependencies into %s", ANCHORS)
-            subprocess.run([python, "-m", "pip", "install", "-q", *DELPHI_IMPORT_DEPS], check=True)
-            done = subprocess.run(check, capture_output=True, text=True)
-        if done.returncode:
-            return f"eai-delphi does not import in {ANCHORS}: {done.stderr.strip().splitlines()[-1:]}"
-    except (subprocess.CalledProcessError, OSError) as err:
-        return f"could not prepare {ANCHORS}: {err}"
-    return None
-
-
 def _delphi(mode: str, args: argparse.Namespace, root: Path, n_rows: int, latents=()) -> dict:
     """Run bench/_delphi_cache.py in the anchors' venv; a failure becomes {"error": why}."""
     inputs = root / f"in{n_rows}"
     module = json.loads((inputs / "meta.json").read_text())["module"]
-    cmd = [str(ANCHORS / "bin" / "python"), str(DRIVER), mode, "--model-dir", str(_model_dir(args.model))]
+    cmd = [str(PYTHON), str(DRIVER), mode, "--model-dir", str(_model_dir(args.model))]
     cmd += ["--module", module, "--threads", str(args.threads)]
     if mode == "cache":
         cmd += ["--sae-dir", str(inputs / "sae"), "--tokens", str(inputs / "tokens.safetensors")]

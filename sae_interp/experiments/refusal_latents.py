@@ -67,8 +67,10 @@ class RefusalLatentsConfig:
     """Held-out harmful and harmless test instructions each, for AUC, scores and refusal rates."""
     max_new_tokens: int = 24
     """Greedy tokens generated per prompt for refusal rates."""
-    batch_size: int = 8
-    """Prompts per forward or generation batch."""
+    batch_size: int = 32
+    """Prompts per forward or generation batch. Greedy decoding on a CPU is bound by reading the
+    weights once per step, whatever the batch: 32 rows decode at 1.3x the step time of 8 (Qwen, 2
+    cores), so the 32 test prompts of a condition generate in one batch."""
     system_prompt: str | None = None
     """System prompt in the chat template; None keeps the model's default."""
     out_dir: Path = Path("explanations")

@@ -2,7 +2,9 @@
 
 Accepted, in this order:
 1. the `[EXPLANATION]:` convention (the last such line wins, since models sometimes restate the
-   instruction before answering), also written `Explanation:` or `**Explanation:**`;
+   instruction before answering), also written `Explanation:` or `**Explanation:**` at the start of
+   a line; the bracketed marker counts anywhere in a line, since small models often continue the
+   examples and only then answer ("Example 11: [EXPLANATION]: ...");
 2. free text: the first non-empty line that is not a heading, with quotes and Markdown emphasis
    removed.
 An answer with nothing usable (empty, only the marker, a refusal to answer) raises
@@ -19,6 +21,7 @@ MAX_EXPLANATION_CHARS = 400
 """Longer "explanations" are cut here (at a word boundary): scorers put them into every prompt."""
 
 _MARKER = re.compile(r"^\W*\[?\s*explanation\s*\]?\s*\**\s*:\s*\**\s*(?P<rest>.*)$", re.IGNORECASE)
+_INLINE_MARKER = re.compile(r"\[\s*explanation\s*\]\s*\**\s*:\s*\**\s*(?P<rest>.*)$", re.IGNORECASE)
 _NOT_AN_ANSWER = re.compile(
     r"^(i'?m sorry|i cannot|i can'?t|as an ai|sorry\b)|^(example|excerpt)s?\s*\d*\s*:", re.IGNORECASE
 )
@@ -42,7 +45,7 @@ def parse_explanation(raw: str) -> str:
     """
     lines = [line.strip() for line in raw.strip().splitlines()]
     for i in range(len(lines) - 1, -1, -1):
-        match = _MARKER.match(lines[i])
+        match = _MARKER.match(lines[i]) or _INLINE_MARKER.search(lines[i])
         if match:
             # "[EXPLANATION]:" alone on its line: the explanation is on the next non-empty line.
             rest = match["rest"] or next((line for line in lines[i + 1 :] if line), "")

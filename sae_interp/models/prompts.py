@@ -29,8 +29,15 @@ class PromptBatch:
         return self.input_ids.shape[0]
 
     def rows(self, start: int, stop: int) -> PromptBatch:
-        """Prompts start..stop-1 (padding columns shared by all of them are kept)."""
-        return PromptBatch(self.input_ids[start:stop], self.attention_mask[start:stop])
+        """Prompts start..stop-1, without the padding columns that none of them needs.
+
+        The whole set is padded to its longest prompt; a batch of short prompts sliced from it
+        would otherwise run (and generate after) every one of those padding columns.
+        """
+        mask = self.attention_mask[start:stop]
+        used = mask.any(0).nonzero()
+        first = int(used[0]) if len(used) else mask.shape[1]
+        return PromptBatch(self.input_ids[start:stop, first:], mask[:, first:])
 
 
 def encode_chat(model: LoadedModel, instructions: Sequence[str], system: str | None = None) -> PromptBatch:

@@ -44,11 +44,13 @@ def last_position_resid(
 ) -> dict[int, Tensor]:
     """Residual at the last prompt position: layer -> [n, d_model] float32 (on CPU)."""
     out: dict[int, list[Tensor]] = {layer: [] for layer in layers}
-    for batch in read_resid(
-        model, layers, prompts.input_ids, batch_size=batch_size, attention_mask=prompts.attention_mask
-    ):
-        for layer, acts in batch.acts.items():
-            out[layer].append(acts[:, -1].float().cpu())
+    for start in range(0, len(prompts), batch_size):
+        rows = prompts.rows(start, start + batch_size)
+        for batch in read_resid(
+            model, layers, rows.input_ids, batch_size=batch_size, attention_mask=rows.attention_mask
+        ):
+            for layer, acts in batch.acts.items():
+                out[layer].append(acts[:, -1].float().cpu())
     return {layer: torch.cat(chunks) for layer, chunks in out.items()}
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_REFUSAL_STARTS",
     "is_refusal",
     "kl_divergence",
+    "last_logits_only",
     "next_token_logprobs",
     "refusal_rate",
     "refusal_scores",
@@ -66,6 +67,15 @@ def refusal_token_ids(tokenizer, starts: Sequence[str] = DEFAULT_REFUSAL_STARTS)
     return ids
 
 
+def last_logits_only(model: LoadedModel) -> dict[str, int]:
+    """Forward kwargs that compute the LM head at the last position only, where the model allows.
+
+    With a large vocabulary (gemma: 262k, Qwen: 152k) the LM head over every position is a large
+    share of the forward, and its logits a large share of the memory.
+    """
+    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.hf.forward).parameters else {}
+
+
 @torch.inference_mode()
 def next_token_logprobs(
     model: LoadedModel,
@@ -76,11 +86,7 @@ def next_token_logprobs(
 ) -> Tensor:
     """Log-probabilities of the token after each prompt, [n, vocab] float32 on CPU."""
     out = []
-    # Only the last position's logits are needed: with a large vocabulary (gemma: 262k) the LM
-    # head over every position would be a large share of the forward.
-    last_only = (
-        {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.hf.forward).parameters else {}
-    )
+    last_only = last_logits_only(model)
     with intervene(model, interventions):
         for start in range(0, len(prompts), batch_size):
             batch = prompts.rows(start, start + batch_size)

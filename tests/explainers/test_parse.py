@@ -17,6 +17,7 @@ from sae_interp.explainers import ExplanationParseError, parse_explanation
         ("[EXPLANATION]:\n\n  Mentions of rivers.  ", "Mentions of rivers."),
         ('  "Dates written as numbers."\nMore text.', "Dates written as numbers."),
         (" the token London in news text", "the token London in news text"),
+        ("Example 11:  [EXPLANATION]: Customer segments.", "Customer segments."),
     ],
 )
 def test_parses(raw: str, expected: str) -> None:

@@ -121,3 +121,12 @@ def test_per_row_vectors_follow_their_rows_across_batches(tiny):
     ):
         tiny.hf(input_ids=prompts.input_ids[:2])
     assert _hook_count(tiny) == 0
+
+
+def test_a_batch_of_short_prompts_drops_the_padding_none_of_them_needs(tiny):
+    prompts = encode_chat(tiny, ["w1", "w2", "w3 w4 w5 w6 w7 w8 w9 w10"])
+    short, whole = prompts.rows(0, 2), prompts.rows(0, 3)
+    assert whole.input_ids.shape == prompts.input_ids.shape
+    assert short.input_ids.shape[1] == int(prompts.attention_mask[:2].sum(1).max())
+    assert short.attention_mask.all()  # equal-length prompts: no padding left
+    assert torch.equal(short.input_ids, prompts.input_ids[:2, -short.input_ids.shape[1] :])

@@ -1,4 +1,4 @@
-"""LLM clients: the OpenAI wire format over httpx, with one retry policy, throttling and typed errors.
+"""LLM clients: the OpenAI wire format over aiohttp, with one retry policy, throttling and typed errors.
 
 In-process backends (`Local`, `OfflineVLLM`) import their heavy dependencies only when built.
 

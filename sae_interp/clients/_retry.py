@@ -96,7 +96,7 @@ def parse_retry_after(headers: Mapping[str, str], *, now: Callable[[], float] = 
     """The delay (s) a reply asks for, or None when it asks for none we can read.
 
     Args:
-        headers: reply headers; a case-insensitive mapping (httpx.Headers) or lower-case keys.
+        headers: reply headers; a case-insensitive mapping (aiohttp's CIMultiDictProxy) or lower-case keys.
         now: wall clock (Unix seconds), used for the HTTP-date form.
 
     Returns:

@@ -2,7 +2,7 @@
 
 Every failure a client reports is a `ClientError` subclass, so a pipeline stage can record it as a
 `Failed` item (STYLE rule 12) without catching bare `Exception`. Transport failures are chained with
-`from` to the httpx exception that caused them. Messages never contain an API key: clients redact
+`from` to the aiohttp exception that caused them. Messages never contain an API key: clients redact
 their key from any text a server sends back before it reaches an exception.
 
 Misuse that no retry can fix (asking a client for logprobs it cannot give, a missing API key) raises

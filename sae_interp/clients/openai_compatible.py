@@ -1,10 +1,16 @@
 """A client for any server that speaks the OpenAI HTTP API (OpenAI, OpenRouter, vLLM, llama.cpp).
 
-One `httpx.AsyncClient` (one connection pool) per client, shared by every concurrent call. Each
-attempt takes a slot from a semaphore (`max_concurrency`) and then a token from an
-`asyncio_throttle.Throttler` (`requests_per_second`), so a retry waiting out its backoff holds no
-slot. Retries, their delays and the per-call deadline come from `clients._retry`, the only retry
-layer (httpx's transport retries stay off).
+One `aiohttp.ClientSession` (one connection pool) per client, made on first use (aiohttp binds a
+session to the running event loop) and shared by every concurrent call. Each attempt takes a slot
+from a semaphore (`max_concurrency`) and then a token from an `asyncio_throttle.Throttler`
+(`requests_per_second`), so a retry waiting out its backoff holds no slot. Retries, their delays and
+the per-call deadline come from `clients._retry`, the only retry layer (aiohttp does not retry).
+
+Why aiohttp and not httpx: httpx's pool (httpcore) rescans every pooled connection, polling each
+socket, whenever a request starts or ends, so its CPU cost per request grows with the concurrency.
+Against a loopback server at 256 requests in flight we measured 36.8 ms of client CPU per request
+with httpx 0.28, 7.2 ms with httpx2 2.16 and 0.88 ms with aiohttp 3.14: at a vLLM server's
+concurrency, httpx alone would saturate a 2-core machine below the server's throughput.
 
 Boundary decisions:
 - The API key is read from a named environment variable when the client is built and lives only in
@@ -30,7 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Self, TypeVar
 
-import httpx
+import aiohttp
 import orjson
 from asyncio_throttle.throttler import Throttler
 from pydantic import BaseModel, ValidationError
@@ -119,7 +125,7 @@ class OpenAICompatible:
             api_key_env: name of the environment variable holding the key; None sends no key.
             max_concurrency: requests in flight at most.
             requests_per_second: start at most this many requests per second; None = no limit.
-            timeout: seconds one attempt may wait for the server (httpx read/write/pool timeout).
+            timeout: seconds one attempt may wait for the server (between bytes of the reply).
             connect_timeout: seconds to open a connection.
             deadline: seconds one call may take across retries and waits; None = no limit.
             max_retries: retries after the first attempt.
@@ -162,16 +168,16 @@ class OpenAICompatible:
         self._throttler = (
             Throttler(rate_limit=1, period=1.0 / requests_per_second) if requests_per_second else None
         )
-        headers = {"accept": "application/json", "content-type": "application/json", **(extra_headers or {})}
+        headers = {"accept": "application/json", "content-type": "application/json"}
+        headers.update((name.lower(), value) for name, value in (extra_headers or {}).items())
         key = _read_api_key(api_key_env, type(self).__name__, self._key_hint())
         if key is not None:
             headers["authorization"] = f"Bearer {key}"
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(connect_timeout, timeout)),
-            limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
+        self._headers = headers
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=min(connect_timeout, timeout), sock_read=timeout
         )
+        self._session: aiohttp.ClientSession | None = None
 
     def _key_hint(self) -> str:
         return ""
@@ -197,7 +203,19 @@ class OpenAICompatible:
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
+
+    def _pool(self) -> aiohttp.ClientSession:
+        """The connection pool, made on first use: aiohttp binds it to the running event loop."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(limit=self.max_concurrency),
+                trust_env=True,  # HTTP(S)_PROXY / NO_PROXY from the environment, as curl and httpx do
+            )
+        return self._session
 
     async def chat(self, messages: Sequence[Message], params: SamplingParams) -> Generation:
         """Generate the assistant's reply to `messages` (POST /chat/completions).
@@ -263,30 +281,30 @@ class OpenAICompatible:
 
         return await call_with_retries(attempt, policy=self._policy, describe=describe, sleep=self._sleep)
 
-    async def _exchange(self, path: str, payload: bytes, describe: str) -> tuple[int, httpx.Headers, bytes]:
-        request = self._http.build_request("POST", path, content=payload)
+    async def _exchange(
+        self, path: str, payload: bytes, describe: str
+    ) -> tuple[int, Mapping[str, str], bytes]:
         try:
-            response = await self._http.send(request, stream=True)
-        except httpx.TimeoutException as err:
+            response = await self._pool().post(self.base_url + path, data=payload)
+        except TimeoutError as err:  # aiohttp's connect and read timeouts are TimeoutErrors
             raise Timeout(f"{describe}: no reply within {self.timeout} s ({type(err).__name__})") from err
-        except httpx.TransportError as err:
+        except aiohttp.ClientError as err:  # refused, reset, closed or garbled before the status line
             raise ConnectionFailed(self._redact(f"{describe}: {type(err).__name__}: {err}")) from err
-        try:
-            body = await response.aread()
-        except httpx.TimeoutException as err:
-            raise Timeout(f"{describe}: body not complete within {self.timeout} s") from err
-        except httpx.RequestError as err:
-            # The status line arrived, so the server answered: a cut-off body is a bad reply.
-            raise BadResponse(
-                self._redact(f"{describe}: HTTP {response.status_code} body cut off ({type(err).__name__})"),
-                status=response.status_code,
-            ) from err
-        finally:
-            await response.aclose()
-        return response.status_code, response.headers, body
+        async with response:
+            try:
+                body = await response.read()
+            except TimeoutError as err:
+                raise Timeout(f"{describe}: body not complete within {self.timeout} s") from err
+            except aiohttp.ClientError as err:
+                # The status line arrived, so the server answered: a cut-off body is a bad reply.
+                raise BadResponse(
+                    self._redact(f"{describe}: HTTP {response.status} body cut off ({type(err).__name__})"),
+                    status=response.status,
+                ) from err
+        return response.status, response.headers, body
 
     def _redact(self, text: str) -> str:
-        auth = self._http.headers.get("authorization")
+        auth = self._headers.get("authorization")
         key = auth.removeprefix("Bearer ") if auth else ""
         return text.replace(key, "[redacted]") if key else text
 

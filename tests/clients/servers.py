@@ -13,10 +13,9 @@ import contextlib
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-
-import httpx
 
 __all__ = ["free_port", "served"]
 
@@ -45,8 +44,10 @@ def served(command: Sequence[str], port: int, log: Path, *, start_timeout: float
             if process.poll() is not None:
                 code = process.returncode
                 raise RuntimeError(f"server exited with {code} before answering:\n{_log_tail(log)}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base_url}/models", timeout=2.0).status_code == 200:
+            # Refused, reset, timed out or an HTTP error status (HTTPError) are all OSErrors.
+            models = f"{base_url}/models"
+            with contextlib.suppress(OSError), urllib.request.urlopen(models, timeout=2.0) as reply:
+                if reply.status == 200:
                     break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server did not answer within {start_timeout:.0f} s:\n{_log_tail(log)}")

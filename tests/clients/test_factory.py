@@ -81,7 +81,7 @@ async def test_openrouter_defaults_and_referer(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-test")
     client = OpenRouter("m", app_url="https://example.org/app")
     assert client.base_url == OPENROUTER_BASE_URL
-    assert client._http.headers["http-referer"] == "https://example.org/app"
+    assert client._headers["http-referer"] == "https://example.org/app"
     assert "sk-or-test" not in repr(client)
     await client.aclose()
 

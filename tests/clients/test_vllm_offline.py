@@ -4,8 +4,8 @@ The engine's mapping is tested against a fake vLLM module. The real-engine test 
 importable and is skipped elsewhere; on a CPU, run it inside the venv of scripts/vllm_cpu_server.sh:
 
     V=${SAE_INTERP_CACHE:-~/.cache/sae_interp}/vllm-cpu-venv
-    $V/bin/pip install --no-deps -e . && $V/bin/pip install orjson asyncio-throttle nnsight accelerate \
-        gguf pytest pytest-asyncio -c <(printf 'torch==2.13.0+cpu\ntransformers==5.19.0\n')
+    $V/bin/pip install --no-deps -e . && $V/bin/pip install orjson aiohttp asyncio-throttle nnsight \
+        accelerate gguf pytest pytest-asyncio -c <(printf 'torch==2.13.0+cpu\ntransformers==5.19.0\n')
     $V/bin/python -m pytest tests/clients/test_vllm_offline.py -m vllm -s
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
-import subprocess
 import sys
 
 import pytest
@@ -30,15 +29,6 @@ from sae_interp.clients import (
 )
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
-
-
-def test_importing_the_package_does_not_import_vllm() -> None:
-    code = (
-        "import sys, sae_interp, sae_interp.clients, sae_interp.clients.vllm_offline; "
-        "print(sorted(m for m in sys.modules if m == 'vllm' or m.startswith('vllm.')))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(

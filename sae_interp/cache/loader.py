@@ -231,13 +231,15 @@ class FeatureDataset:
                     if len(picked) < want and key not in taken:
                         taken.add(key)
                         picked.append((key, "neighbour", other))
-        n_cand = len(self.index.rows) * build.n_win
-        draw = rng.choice(n_cand, size=min(n_cand, want - len(picked) + len(taken)), replace=False)
-        for c in draw.tolist():
-            key = int(self.index.rows[c // build.n_win]) * build.n_win + c % build.n_win
-            if len(picked) < want and key not in taken:
-                taken.add(key)
-                picked.append((key, "random", None))
+        need = want - len(picked)
+        if need > 0:
+            # Distinct candidate windows in random order; the first `need` that the latent (or a
+            # neighbour pick) does not use. Drawing need + len(taken) guarantees enough.
+            n_cand = len(self.index.rows) * build.n_win
+            draw = rng.choice(n_cand, size=min(n_cand, need + len(taken)), replace=False)
+            keys = self.index.rows.numpy()[draw // build.n_win] * build.n_win + draw % build.n_win
+            fresh = keys[~np.isin(keys, np.fromiter(taken, dtype=np.int64, count=len(taken)))][:need]
+            picked += [(key, "random", None) for key in fresh.tolist()]
         return build.zero(picked)
 
 
@@ -272,8 +274,8 @@ class _ExampleBuilder:
         acts[mine[keep], self.offset[keep]] = self.vals[keep]
         q = quantile[chosen].tolist()
         return [
-            Example(toks[j, :n], acts[j, :n], rows[j], starts[j], "activating", q[j])
-            for j, n in enumerate(lengths)
+            Example(t, a, rows[j], starts[j], "activating", q[j])
+            for j, (t, a) in enumerate(zip(_cut(toks, lengths), _cut(acts, lengths), strict=True))
         ]
 
     def zero(self, picked: list[tuple[int, ExampleKind, int | None]]) -> list[Example]:
@@ -283,9 +285,15 @@ class _ExampleBuilder:
         rows, starts, lengths, toks = self._windows(torch.tensor([p[0] for p in picked], dtype=torch.int64))
         zeros = torch.zeros(toks.shape)
         return [
-            Example(toks[j, :n], zeros[j, :n], rows[j], starts[j], picked[j][1], None, picked[j][2])
-            for j, n in enumerate(lengths)
+            Example(t, z, rows[j], starts[j], picked[j][1], None, picked[j][2])
+            for j, (t, z) in enumerate(zip(_cut(toks, lengths), _cut(zeros, lengths), strict=True))
         ]
+
+
+def _cut(windows: Tensor, lengths: list[int]) -> list[Tensor]:
+    """Row j of `windows` cut to lengths[j], as views; one unbind is far cheaper than an index per row."""
+    full = windows.shape[1]
+    return [row if n == full else row[:n] for row, n in zip(windows.unbind(0), lengths, strict=True)]
 
 
 def _sample_train(

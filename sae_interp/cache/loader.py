@@ -239,7 +239,8 @@ class FeatureDataset:
             draw = rng.choice(n_cand, size=min(n_cand, need + len(taken)), replace=False)
             keys = self.index.rows.numpy()[draw // build.n_win] * build.n_win + draw % build.n_win
             fresh = keys[~np.isin(keys, np.fromiter(taken, dtype=np.int64, count=len(taken)))][:need]
-            picked += [(key, "random", None) for key in fresh.tolist()]
+            random_kind: ExampleKind = "random"
+            picked.extend((key, random_kind, None) for key in fresh.tolist())
         return build.zero(picked)
 
 

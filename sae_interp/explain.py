@@ -12,7 +12,7 @@ finished latents. At the end the HTML browser is rendered from the folder.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,6 +119,7 @@ def build_pipeline(
     refusal: Mapping[int, RefusalAlignment] | None = None,
     run_config: Any = None,
     total: int | None = None,
+    explainer: Callable[[LatentExamples], Awaitable[Explained]] | None = None,
 ) -> tuple[Pipeline, UsageCounter]:
     """The explain -> score pipeline over `source` (LatentRecords, or ready LatentExamples).
 
@@ -126,10 +127,12 @@ def build_pipeline(
         refusal: refusal alignment per latent id, copied into each latent's file.
         run_config: the resolved config of the whole run, for config.json.
         total: number of latents, for the progress bar.
+        explainer: the first stage in place of `cfg.explainer`'s (e.g. one that hands out given
+            explanations, to score them as they are).
     """
     usage = UsageCounter()
     counted = CountingClient(client, usage)
-    explainer = build_explainer(counted, cfg.explainer)
+    explainer = explainer or build_explainer(counted, cfg.explainer)
     scorers = build_scorers(counted, cfg.scorers)
     alignment = dict(refusal or {})
 

@@ -28,7 +28,14 @@ from sae_interp.results import RefusalAlignment
 from sae_interp.sae.base import SAE
 from sae_interp.scorers.config import ScorerConfig
 
-__all__ = ["LatentStepsConfig", "aligned_latents_step", "cache_step", "explain_step", "sae_step"]
+__all__ = [
+    "LatentStepsConfig",
+    "aligned_latents_step",
+    "cache_step",
+    "explain_step",
+    "local_on_loaded_model",
+    "sae_step",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +165,7 @@ def explain_step(
     }
 
     async def go() -> Any:
-        client = _local_on_loaded_model(model, cfg.client) or make_client(cfg.client)
+        client = local_on_loaded_model(model, cfg.client) or make_client(cfg.client)
         try:
             return await explain_latents(
                 FeatureLoader(dataset), model.tokenizer, client, cfg.explain, run_dir,
@@ -179,7 +186,7 @@ def explain_step(
     }
 
 
-def _local_on_loaded_model(model: Any, client: ClientConfig) -> Any:
+def local_on_loaded_model(model: Any, client: ClientConfig) -> Any:
     """A `Local` client on the already loaded `model` when the config names that same model, else None.
 
     Saves loading a second copy of the weights (seconds and ~2 GB for Qwen).

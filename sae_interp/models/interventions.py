@@ -1,4 +1,4 @@
-"""Interventions on the residual stream, and generation under them. The only place hooks are made.
+"""Interventions on the residual stream, and generation under them: every intervention hook is made here.
 
 Two interventions cover the refusal tools, the evals, SAE-TS and the local client:
 
@@ -29,9 +29,19 @@ import torch
 from torch import Tensor, nn
 
 from sae_interp.models.loading import LoadedModel
+from sae_interp.models.prefix import split_shared_prefix
 from sae_interp.models.prompts import PromptBatch
 
-__all__ = ["Ablate", "AddVector", "Intervention", "Splice", "generate", "generate_ids", "intervene"]
+__all__ = [
+    "Ablate",
+    "AddVector",
+    "Intervention",
+    "Splice",
+    "generate",
+    "generate_ids",
+    "intervene",
+    "per_row",
+]
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,11 @@ class Splice:
 
 
 Intervention = Ablate | AddVector | Splice
+
+
+def per_row(interventions: Sequence[Intervention]) -> bool:
+    """Whether any intervention differs between rows (then rows cannot share a prefix's KV cache)."""
+    return any(isinstance(item, AddVector) and item.vector.ndim == 2 for item in interventions)
 
 
 def _replace_hidden(args: tuple, kwargs: dict, edit) -> tuple[tuple, dict]:
@@ -157,7 +172,8 @@ def generate_ids(
 ) -> Tensor:
     """Generate continuations of `prompts` (greedy by default) under `interventions`, in batches.
 
-    Per-row `AddVector`s are sliced so that each batch gets the vectors of its own rows.
+    Per-row `AddVector`s are sliced so that each batch gets the vectors of its own rows. Without
+    them, the tokens all prompts of a batch start with run once (`sae_interp.models.prefix`).
 
     Returns:
         [n_prompts, max_new_tokens] new token ids; positions after a row stopped (EOS) hold the
@@ -174,10 +190,13 @@ def generate_ids(
             sliced = [
                 item.rows(start, stop) if isinstance(item, AddVector) else item for item in interventions
             ]
+            shared = None if per_row(sliced) else split_shared_prefix(batch, pad_id)
+            input_ids = shared.input_ids if shared else batch.input_ids
             with intervene(model, sliced):
                 out = typing.cast(Any, model.hf).generate(  # generate comes from GenerationMixin
-                    input_ids=batch.input_ids.to(model.device),
-                    attention_mask=batch.attention_mask.to(model.device),
+                    input_ids=input_ids.to(model.device),
+                    attention_mask=(shared or batch).attention_mask.to(model.device),
+                    past_key_values=shared.prefill(model.hf) if shared else None,
                     max_new_tokens=max_new_tokens,
                     do_sample=do_sample,
                     temperature=temperature if do_sample else None,
@@ -185,7 +204,7 @@ def generate_ids(
                     top_k=None,
                     pad_token_id=pad_id,
                 )
-            new = out[:, batch.input_ids.shape[1] :].cpu()
+            new = out[:, input_ids.shape[1] :].cpu()
             # generation stops early when every row has ended: pad to a fixed width
             chunks.append(nn.functional.pad(new, (0, max_new_tokens - new.shape[1]), value=pad_id))
     finally:

@@ -176,6 +176,7 @@ def load_model(
     source, load_kwargs, tokenizer_kwargs, provenance = _resolve(str(name_or_path))
     hf = _from_pretrained("AutoModelForCausalLM", source, str(name_or_path), dtype=dtype, **load_kwargs)
     hf.to(device).eval().requires_grad_(False)
+    _contiguous_lm_head_input(hf)
     tokenizer = _from_pretrained(
         "AutoTokenizer", source, str(name_or_path), **load_kwargs, **tokenizer_kwargs
     )
@@ -200,6 +201,19 @@ def load_model(
         "loaded %s: %d layers, d_model %d, %s on %s", spec.name, n_layers, spec.d_model, dtype, device
     )
     return LoadedModel(lm=lm, tokenizer=tokenizer, spec=spec)
+
+
+def _contiguous_lm_head_input(hf: PreTrainedModel) -> None:
+    """Hand the LM head a contiguous input: a permanent hook, the only one outside `interventions`.
+
+    HF models slice the last position (`logits_to_keep`, and every `generate` prefill) before the
+    head. On CPU a bf16 linear layer given that strided [batch, 1, d_model] view falls back to a
+    batched matmul that copies the whole [vocab, d_model] weight once per row: measured on Qwen2.5
+    (152k vocab) with 8 rows, 6.8 s instead of 0.02 s, 7x the rest of the forward. fp32 loses 2x.
+    """
+    head = hf.get_output_embeddings()
+    if isinstance(head, nn.Module):
+        head.register_forward_pre_hook(lambda _module, args: (args[0].contiguous(), *args[1:]))
 
 
 def load_model_from_config(cfg: ModelConfig) -> LoadedModel:

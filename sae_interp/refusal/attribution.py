@@ -19,8 +19,9 @@ from torch import Tensor
 
 from sae_interp.models.interventions import Splice, intervene
 from sae_interp.models.loading import LoadedModel
+from sae_interp.models.prefix import last_logits_only
 from sae_interp.models.prompts import PromptBatch
-from sae_interp.refusal.metrics import last_logits_only, refusal_scores
+from sae_interp.refusal.metrics import refusal_scores
 from sae_interp.sae.base import SAE
 
 __all__ = ["refusal_attribution"]
@@ -75,7 +76,7 @@ def refusal_attribution(
             logits = model.hf(
                 input_ids=batch.input_ids.to(model.device),
                 attention_mask=batch.attention_mask.to(model.device),
-                **last_logits_only(model),
+                **last_logits_only(model.hf),
             ).logits[:, -1]
             score = refusal_scores(logits.float().log_softmax(-1), token_ids).sum()
             (grad,) = torch.autograd.grad(score, latents[0])

@@ -8,7 +8,6 @@ rates from greedy generations judged by substring confirm it.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from typing import Literal
 
@@ -16,13 +15,14 @@ import torch
 from torch import Tensor
 
 from sae_interp.models import Intervention, LoadedModel, PromptBatch, intervene
+from sae_interp.models.interventions import per_row
+from sae_interp.models.prefix import last_logits_only, split_shared_prefix
 
 __all__ = [
     "DEFAULT_REFUSAL_PHRASES",
     "DEFAULT_REFUSAL_STARTS",
     "is_refusal",
     "kl_divergence",
-    "last_logits_only",
     "next_token_logprobs",
     "refusal_rate",
     "refusal_scores",
@@ -67,15 +67,6 @@ def refusal_token_ids(tokenizer, starts: Sequence[str] = DEFAULT_REFUSAL_STARTS)
     return ids
 
 
-def last_logits_only(model: LoadedModel) -> dict[str, int]:
-    """Forward kwargs that compute the LM head at the last position only, where the model allows.
-
-    With a large vocabulary (gemma: 262k, Qwen: 152k) the LM head over every position is a large
-    share of the forward, and its logits a large share of the memory.
-    """
-    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.hf.forward).parameters else {}
-
-
 @torch.inference_mode()
 def next_token_logprobs(
     model: LoadedModel,
@@ -84,17 +75,26 @@ def next_token_logprobs(
     interventions: Sequence[Intervention] = (),
     batch_size: int = 8,
 ) -> Tensor:
-    """Log-probabilities of the token after each prompt, [n, vocab] float32 on CPU."""
+    """Log-probabilities of the token after each prompt, [n, vocab] float32 on CPU.
+
+    A long prefix that all prompts of a batch start with (a long system prompt) runs once per
+    batch (`sae_interp.models.prefix`).
+    """
     out = []
-    last_only = last_logits_only(model)
+    last_only = last_logits_only(model.hf)
+    pad_id = model.tokenizer.pad_token_id
     with intervene(model, interventions):
         for start in range(0, len(prompts), batch_size):
             batch = prompts.rows(start, start + batch_size)
-            logits = model.hf(
-                input_ids=batch.input_ids.to(model.device),
-                attention_mask=batch.attention_mask.to(model.device),
-                **last_only,
-            ).logits[:, -1]
+            shared = None if per_row(interventions) else split_shared_prefix(batch, pad_id)
+            if shared is not None:
+                logits = shared.suffix_forward(model.hf, **last_only).logits[:, -1]
+            else:
+                logits = model.hf(
+                    input_ids=batch.input_ids.to(model.device),
+                    attention_mask=batch.attention_mask.to(model.device),
+                    **last_only,
+                ).logits[:, -1]
             out.append(logits.float().log_softmax(-1).cpu())
     return torch.cat(out)
 

@@ -31,7 +31,9 @@ def _layer_inputs(model, tokens):
 
 
 def _hook_count(model) -> int:
-    return sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in model.hf.modules())
+    """Hooks that interventions made (load_model's permanent LM-head hook is not one of them)."""
+    head = model.hf.get_output_embeddings()
+    return sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in model.hf.modules() if m is not head)
 
 
 def test_ablation_removes_the_direction_at_every_layer(tiny):

@@ -161,7 +161,8 @@ def _markdown(report: dict[str, Any]) -> str:
         f"Cache `{report['cache']}`, hookpoint `{report['hookpoint']}`, {len(report['latents'])} latents; "
         f"judge: {report['judge']}.",
         "",
-        "| scorer | n | real mean | shuffled mean | mean difference | real wins | ties | unparsed (real/shuffled) |",
+        "| scorer | n | real mean | shuffled mean | mean difference | real wins | ties "
+        "| unparsed (real/shuffled) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, row in report["scorers"].items():

@@ -119,7 +119,7 @@ class DefaultExplainer:
         """The chat messages for `latent` (system: the task; user: the examples)."""
         return [
             {"role": "system", "content": self.prompt.system},
-            {"role": "user", "content": "\n\n".join(self.sections(latent))},
+            {"role": "user", "content": "\n\n".join([*self.sections(latent), self.prompt.chat_closing])},
         ]
 
     def completion_prompt(self, latent: LatentExamples) -> str:

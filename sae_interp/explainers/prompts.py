@@ -29,6 +29,12 @@ class ExplainerPrompt:
     (a bare "[EXPLANATION]:" lets a small base model wander off into more examples)."""
     contrast_heading: str = ""
     """Heading of the non-activating examples (contrastive prompts only)."""
+    chat_closing: str = (
+        "That was the last example. What do the marked tokens have in common? End your answer with "
+        "the line [EXPLANATION]: <one sentence>"
+    )
+    """The last paragraph of the chat user message. Without it a small model (Qwen2.5-0.5B) may read
+    the examples as a list to go on with and answer "Example 11: ..." (1 latent in 8 of a run)."""
 
 
 _TASK = (
@@ -42,7 +48,7 @@ _ANSWER = (
 )
 
 DEFAULT = ExplainerPrompt(
-    version="default-v2",
+    version="default-v3",
     system=_TASK + _ANSWER,
     completion_intro=(
         "The excerpts below come from text where one feature of a language model is active; the "
@@ -52,7 +58,7 @@ DEFAULT = ExplainerPrompt(
 )
 
 CONTRASTIVE = ExplainerPrompt(
-    version="contrastive-v2",
+    version="contrastive-v3",
     system=(
         _TASK + "After them come excerpts in which the latent is NOT active at all. Look for what the "
         "active excerpts have and the inactive ones lack. " + _ANSWER

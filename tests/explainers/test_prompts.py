@@ -53,7 +53,9 @@ def test_default_chat_prompt_is_exact() -> None:
         {"role": "system", "content": DEFAULT.system},
         {
             "role": "user",
-            "content": "Example 1: I love<< New York>>\\nok\nExample 2: <<Paris>> is big",
+            "content": "Example 1: I love<< New York>>\\nok\nExample 2: <<Paris>> is big\n\n"
+            "That was the last example. What do the marked tokens have in common? End your answer "
+            "with the line [EXPLANATION]: <one sentence>",
         },
     ]
     assert DEFAULT.system.endswith("[EXPLANATION]: <your one-sentence explanation>")
@@ -62,8 +64,9 @@ def test_default_chat_prompt_is_exact() -> None:
 def test_activation_values_are_listed_when_asked() -> None:
     cfg = ExplainerConfig(style="chat", show_activations=True, max_examples=1)
     user = DefaultExplainer(client=None, cfg=cfg).messages(LATENT)[1]["content"]  # type: ignore[arg-type]
-    assert (
-        user == "Example 1: I love<< New York>>\\nok\nActivations: (' love', 1), (' New', 9), (' York', 10)"
+    assert user == (
+        "Example 1: I love<< New York>>\\nok\nActivations: (' love', 1), (' New', 9), (' York', 10)\n\n"
+        + DEFAULT.chat_closing
     )
 
 
@@ -72,7 +75,8 @@ def test_contrastive_adds_silent_examples_neighbours_first() -> None:
     user = explainer.messages(LATENT)[1]["content"]
     assert user == (
         "Example 1: I love<< New York>>\\nok\nExample 2: <<Paris>> is big\n\n"
-        "Excerpts where the latent is not active:\nExample 1: a town\nExample 2: no city"
+        "Excerpts where the latent is not active:\nExample 1: a town\nExample 2: no city\n\n"
+        + CONTRASTIVE.chat_closing
     )
     assert explainer.messages(LATENT)[0]["content"] == CONTRASTIVE.system
 

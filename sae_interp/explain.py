@@ -12,7 +12,7 @@ finished latents. At the end the HTML browser is rendered from the folder.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from sae_interp.cache.layout import HIST_EDGES
 from sae_interp.cache.records import Example, LatentRecord
 from sae_interp.clients.base import LLMClient
 from sae_interp.config import check_positive
-from sae_interp.explainers.explainer import Explained, ExplainerConfig, build_explainer
+from sae_interp.explainers.explainer import Explained, Explainer, ExplainerConfig, build_explainer
 from sae_interp.pipeline import (
     CountingClient,
     Pipe,
@@ -119,7 +119,7 @@ def build_pipeline(
     refusal: Mapping[int, RefusalAlignment] | None = None,
     run_config: Any = None,
     total: int | None = None,
-    explainer: Callable[[LatentExamples], Awaitable[Explained]] | None = None,
+    explainer: Explainer | None = None,
 ) -> tuple[Pipeline, UsageCounter]:
     """The explain -> score pipeline over `source` (LatentRecords, or ready LatentExamples).
 

@@ -23,6 +23,7 @@ import dataclasses
 import logging
 import math
 import random
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,8 @@ def _mean(values: list[float]) -> float | None:
 
 
 def compare(real: list[LatentResult], control: list[LatentResult]) -> dict[str, Any]:
-    """Per scorer: means of real and shuffled scores, mean paired difference, real's win rate."""
+    """Per scorer: means of real and shuffled scores, the mean paired difference and its standard
+    error, real's win rate."""
     by_key = {r.key: r for r in control}
     names = sorted({name for r in real for name in r.scores})
     table: dict[str, Any] = {}
@@ -143,6 +145,7 @@ def compare(real: list[LatentResult], control: list[LatentResult]) -> dict[str, 
             "real_mean": _mean([a for a, _ in pairs]),
             "shuffled_mean": _mean([b for _, b in pairs]),
             "mean_difference": _mean(diffs),
+            "difference_se": statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else None,
             "real_wins": sum(d > 0 for d in diffs) / len(diffs) if diffs else None,
             "ties": sum(d == 0 for d in diffs) / len(diffs) if diffs else None,
             "unparsed_real": sum(r.scores[name].n_unparsed for r in real if name in r.scores),
@@ -161,14 +164,15 @@ def _markdown(report: dict[str, Any]) -> str:
         f"Cache `{report['cache']}`, hookpoint `{report['hookpoint']}`, {len(report['latents'])} latents; "
         f"judge: {report['judge']}.",
         "",
-        "| scorer | n | real mean | shuffled mean | mean difference | real wins | ties "
+        "| scorer | n | real mean | shuffled mean | mean difference (s.e.) | real wins | ties "
         "| unparsed (real/shuffled) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, row in report["scorers"].items():
         lines.append(
             f"| {name} | {row['n']} | {fmt(row['real_mean'])} | {fmt(row['shuffled_mean'])} | "
-            f"{fmt(row['mean_difference'])} | {fmt(row['real_wins'])} | {fmt(row['ties'])} | "
+            f"{fmt(row['mean_difference'])} ({fmt(row['difference_se'])}) | {fmt(row['real_wins'])} | "
+            f"{fmt(row['ties'])} | "
             f"{row['unparsed_real']}/{row['unparsed_shuffled']} |"
         )
     lines += [

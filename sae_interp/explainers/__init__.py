@@ -1,11 +1,13 @@
-"""Explainers: turn a latent's examples into a one-sentence explanation with an LLM client."""
+"""Explainers: turn a latent's examples into a one-sentence explanation (with an LLM, or without)."""
 
 from sae_interp.explainers.explainer import (
     EXPLAINERS,
     ContrastiveExplainer,
     DefaultExplainer,
     Explained,
+    Explainer,
     ExplainerConfig,
+    TopTokensExplainer,
     build_explainer,
 )
 from sae_interp.explainers.highlight import highlight, marked_positions
@@ -16,8 +18,10 @@ __all__ = [
     "ContrastiveExplainer",
     "DefaultExplainer",
     "Explained",
+    "Explainer",
     "ExplainerConfig",
     "ExplanationParseError",
+    "TopTokensExplainer",
     "build_explainer",
     "highlight",
     "marked_positions",

@@ -6,19 +6,23 @@
 `DefaultExplainer` shows the train examples with the active tokens marked; `ContrastiveExplainer`
 adds examples in which the latent is silent (neighbour-latent windows first, when the loader
 supplied them: they are the hard negatives). An unusable answer raises `ExplanationParseError`,
-which the pipeline records as that latent's failure.
+which the pipeline records as that latent's failure. `TopTokensExplainer` asks no model: it names
+the tokens marked most often, a floor for the LLM explainers and a way to check scorers on real
+latents with no LLM in the loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from sae_interp.clients.base import LLMClient, Message, SamplingParams
 from sae_interp.config import ConfigError, check_choice, check_positive
 from sae_interp.explainers.highlight import activation_listing, highlight, marked_positions
-from sae_interp.explainers.parse import parse_explanation
+from sae_interp.explainers.parse import ExplanationParseError, parse_explanation
 from sae_interp.explainers.prompts import CONTRASTIVE, DEFAULT, ExplainerPrompt
 from sae_interp.results import ExampleOut, ExplanationOut, LatentExamples
 
@@ -27,14 +31,16 @@ __all__ = [
     "ContrastiveExplainer",
     "DefaultExplainer",
     "Explained",
+    "Explainer",
     "ExplainerConfig",
     "ExplainerKind",
     "PromptStyle",
+    "TopTokensExplainer",
     "build_explainer",
     "show_text",
 ]
 
-ExplainerKind = Literal["default", "contrastive"]
+ExplainerKind = Literal["default", "contrastive", "top_tokens"]
 PromptStyle = Literal["auto", "chat", "completion"]
 
 
@@ -43,7 +49,8 @@ class ExplainerConfig:
     """How explanations are asked for."""
 
     kind: ExplainerKind = "default"
-    """default: activating examples only; contrastive: plus examples where the latent is silent."""
+    """default: activating examples only; contrastive: plus examples where the latent is silent;
+    top_tokens: no LLM, the `n_top_tokens` tokens marked most often."""
     style: PromptStyle = "auto"
     """chat: system + user messages (chat models, servers); completion: one text ending in
     "[EXPLANATION]:" for base models such as the embedded gemma-3-270m; auto: completion when the
@@ -58,6 +65,8 @@ class ExplainerConfig:
     """Non-activating examples shown by the contrastive explainer."""
     max_tokens: int = 200
     """Generation budget of the answer (chat style; completion style stops after one sentence)."""
+    n_top_tokens: int = 3
+    """Tokens named by the top_tokens explainer."""
 
     def __post_init__(self) -> None:
         check_choice("explainer", "kind", self.kind, ExplainerKind)
@@ -66,6 +75,7 @@ class ExplainerConfig:
             raise ConfigError(f"explainer.threshold must be in [0, 1), got {self.threshold!r}")
         check_positive("explainer", "max_tokens", self.max_tokens)
         check_positive("explainer", "n_contrast", self.n_contrast, allow_zero=True)
+        check_positive("explainer", "n_top_tokens", self.n_top_tokens)
         if self.max_examples is not None:
             check_positive("explainer", "max_examples", self.max_examples)
 
@@ -76,6 +86,21 @@ class Explained:
 
     latent: LatentExamples
     explanation: ExplanationOut
+
+
+Explainer = Callable[[LatentExamples], Awaitable[Explained]]
+"""A pipeline stage named "explain"."""
+
+
+def _shown_examples(latent: LatentExamples, cfg: ExplainerConfig) -> tuple[list[ExampleOut], float]:
+    """The train examples shown (strongest first) and the activation scale: the latent's max.
+
+    Tokens above `cfg.threshold` x scale are marked.
+    """
+    if not latent.train:
+        raise ValueError(f"latent {latent.key} has no train examples to explain")
+    examples = latent.train[: cfg.max_examples]
+    return examples, latent.statistics.max or max((e.max_activation for e in examples), default=0.0)
 
 
 def show_text(text: str) -> str:
@@ -132,8 +157,7 @@ class DefaultExplainer:
         return [self._activating_block(latent)]
 
     def _activating_block(self, latent: LatentExamples) -> str:
-        examples = latent.train[: self.cfg.max_examples]
-        scale = latent.statistics.max or max((e.max_activation for e in examples), default=0.0)
+        examples, scale = _shown_examples(latent, self.cfg)
         threshold = self.cfg.threshold * scale
         lines = []
         for i, ex in enumerate(examples, 1):
@@ -164,12 +188,45 @@ def _contrast_examples(examples: Sequence[ExampleOut], n: int) -> list[ExampleOu
     return ordered[:n]
 
 
-EXPLAINERS: dict[str, Callable[[LLMClient, ExplainerConfig], DefaultExplainer]] = {
+class TopTokensExplainer:
+    """No LLM: the explanation names the tokens marked most often in the train examples.
+
+    "the tokens "Delaware", "LLC"" is what a latent that fires on fixed words deserves, and a floor
+    that LLM explanations should beat. Scored against shuffled explanations it checks a scorer on
+    real latents with no LLM in the loop (`experiments.explanation_quality`).
+    """
+
+    name = "explain"
+    version = "top-tokens-v1"
+
+    def __init__(self, client: LLMClient | None, cfg: ExplainerConfig | None = None) -> None:
+        self.cfg = cfg or ExplainerConfig(kind="top_tokens")
+
+    async def __call__(self, latent: LatentExamples) -> Explained:
+        examples, scale = _shown_examples(latent, self.cfg)
+        counts: Counter[str] = Counter()
+        for ex in examples:
+            marks = marked_positions(ex.activations, self.cfg.threshold * scale)
+            counts.update(
+                t.strip() for t, marked in zip(ex.tokens, marks, strict=True) if marked and t.strip()
+            )
+        if not counts:
+            raise ExplanationParseError("no marked token with visible text", raw="")
+        top = [
+            json.dumps(token, ensure_ascii=False) for token, _ in counts.most_common(self.cfg.n_top_tokens)
+        ]
+        text = f"the token{'s' if len(top) > 1 else ''} {', '.join(top)}"
+        explanation = ExplanationOut(text=text, explainer="top_tokens", prompt_version=self.version, raw=text)
+        return Explained(latent, explanation)
+
+
+EXPLAINERS: dict[str, Callable[[LLMClient, ExplainerConfig], Explainer]] = {
     "default": DefaultExplainer,
     "contrastive": ContrastiveExplainer,
+    "top_tokens": TopTokensExplainer,
 }
 
 
-def build_explainer(client: LLMClient, cfg: ExplainerConfig) -> DefaultExplainer:
+def build_explainer(client: LLMClient, cfg: ExplainerConfig) -> Explainer:
     """The explainer `cfg.kind` names, using `client`."""
     return EXPLAINERS[cfg.kind](client, cfg)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from sae_interp.config import ConfigError
-from sae_interp.explainers import ContrastiveExplainer, DefaultExplainer, ExplainerConfig, highlight
+from sae_interp.explainers import (
+    ContrastiveExplainer,
+    DefaultExplainer,
+    ExplainerConfig,
+    ExplanationParseError,
+    TopTokensExplainer,
+    highlight,
+)
 from sae_interp.explainers.highlight import activation_listing
 from sae_interp.explainers.prompts import CONTRASTIVE, DEFAULT
 from sae_interp.results import ExampleOut, LatentExamples, LatentStatistics
@@ -96,3 +103,12 @@ def test_completion_prompt_ends_with_the_marker() -> None:
 def test_bad_config_names_the_field(field: str, value: object) -> None:
     with pytest.raises(ConfigError, match=f"explainer.{field}"):
         ExplainerConfig(**{field: value})  # type: ignore[arg-type]
+
+
+async def test_top_tokens_explainer_names_the_most_marked_tokens() -> None:
+    explained = await TopTokensExplainer(None, ExplainerConfig(kind="top_tokens", n_top_tokens=2))(LATENT)
+    assert explained.explanation.text == 'the tokens "New", "York"'  # ties keep reading order
+    assert explained.explanation.explainer == "top_tokens" and explained.latent is LATENT
+    blank = LATENT.model_copy(update={"train": [_ex(["\n", " "], [10.0, 9.0])]})
+    with pytest.raises(ExplanationParseError, match="no marked token"):
+        await TopTokensExplainer(None)(blank)

@@ -144,3 +144,20 @@ async def test_works_again_after_aclose_and_in_a_new_loop(tiny_llama_dir: Path) 
     await client.aclose()
     second = await asyncio.to_thread(asyncio.run, client.complete("a b", GREEDY))
     assert first == second
+
+
+async def test_a_long_shared_prefix_runs_once_with_the_same_answers(tiny: Local) -> None:
+    """Calls that share >= MIN_SHARED_PREFIX leading tokens are batched over one prefix KV cache."""
+    from sae_interp.models.prefix import MIN_SHARED_PREFIX
+
+    words = " ".join(f"w{i % 50}" for i in range(MIN_SHARED_PREFIX + 10))
+    prompts = [f"{words} w{i} w{i + 1}" * (1 + i % 2) for i in range(3)]
+    params = SamplingParams(max_tokens=5, logprobs=True, top_logprobs=2)
+    alone = [await tiny.complete(p, params) for p in prompts]  # one call per batch: nothing shared
+    before = tiny.stats.generate_calls
+    together = await asyncio.gather(*(tiny.complete(p, params) for p in prompts))
+    assert tiny.stats.generate_calls == before + 1  # one batch, over the shared prefix
+    for a, b in zip(alone, together, strict=True):
+        assert a.text == b.text
+        assert a.logprobs is not None and b.logprobs is not None
+        assert [t.logprob for t in b.logprobs] == pytest.approx([t.logprob for t in a.logprobs], abs=2e-2)

@@ -84,7 +84,8 @@ async def _items(n: int):
 
 async def run_ours(args: argparse.Namespace, base_url: str, out: Path) -> dict[str, float]:
     counter = UsageCounter()
-    async with OpenAICompatible(base_url, "bench", max_concurrency=args.cap, max_retries=0) as raw:
+    concurrency = args.client_concurrency or args.cap
+    async with OpenAICompatible(base_url, "bench", max_concurrency=concurrency, max_retries=0) as raw:
         client = CountingClient(raw, counter)
         scorers = Pipe(
             BatchScorer(client, "detection", args.batches),
@@ -148,6 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cap", type=int, default=256, help="replies the server serves at once")
     parser.add_argument("--batches", type=int, default=20, help="prompts per scorer per latent")
     parser.add_argument("--in-flight", type=int, default=16, help="latents in flight, in both pipelines")
+    parser.add_argument(
+        "--client-concurrency",
+        type=int,
+        default=0,
+        help="our client's request limit (default: --cap); above the cap the server queues the rest",
+    )
     parser.add_argument("--no-delphi", action="store_true", help="run ours only")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -178,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"latents={args.items} latency={args.latency}s cap={args.cap} requests/latent={per_item} "
-        f"in_flight={args.in_flight}\n"
+        f"in_flight={args.in_flight} client_concurrency={args.client_concurrency or args.cap}\n"
         f"limit:  {limit:.2f} latents/s ({args.cap / args.latency:.0f} requests/s)\n"
         f"ours:   {ours['items_per_s']:.2f} latents/s = {ours['items_per_s'] / limit:.2f} x limit "
         f"({ours['seconds']:.1f} s, {ours['requests']:.0f} requests, peak RSS {peak:.0f} MiB, "

@@ -352,11 +352,12 @@ async def test_connection_refused_is_connection_failed(sleeps: SleepRecorder) ->
 
 
 async def test_deadline_bounds_the_whole_call() -> None:
-    # Attempt 1 times out at 0.3 s, the backoff (<= 0.5 s, really waited) ends before 1.0 s,
-    # and attempt 2 is cut off by the 1.0 s deadline although its own timeout is 0.3 s later.
+    # Attempt 1 times out at 0.4 s, the jittered backoff (0.375-0.5 s, really waited) ends before
+    # 1.0 s, and attempt 2 is cut off by the 1.0 s deadline before its own 0.4 s timeout (which
+    # would come at 1.175 s at the earliest; with a 0.3 s timeout and a short draw it came first).
     async with (
         LoopbackServer(default=Hang(5.0)) as server,
-        _client(server, max_retries=5, timeout=0.3, deadline=1.0) as client,
+        _client(server, max_retries=5, timeout=0.4, deadline=1.0) as client,
     ):
         start = time.monotonic()
         with pytest.raises(DeadlineExceeded) as info:

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 from sae_interp.clients.base import LLMClient
 from sae_interp.clients.openai_compatible import (
@@ -20,6 +20,9 @@ from sae_interp.clients.openai_compatible import (
     OpenAICompatible,
     OpenRouter,
 )
+
+if TYPE_CHECKING:
+    from sae_interp.models import LoadedModel
 
 __all__ = ["CLIENT_BUILDERS", "ClientConfig", "ClientKind", "make_client", "register_client"]
 
@@ -101,17 +104,36 @@ def register_client(kind: str, builder: ClientBuilder) -> None:
     CLIENT_BUILDERS[kind] = builder
 
 
-def make_client(cfg: ClientConfig) -> LLMClient:
+def make_client(cfg: ClientConfig, *, loaded: LoadedModel | None = None) -> LLMClient:
     """Build the client `cfg` describes (reads its API key from the environment now).
+
+    Args:
+        loaded: a model the caller already holds; a "local" client naming that same model runs on
+            it instead of loading a second copy (seconds, and ~2 GB for Qwen).
 
     Raises:
         ValueError: no backend is registered for `cfg.kind` (the message lists those that are).
         MissingAPIKey: the key's environment variable is unset or empty.
     """
+    if loaded is not None and cfg.kind == "local" and _same_model(cfg.model, loaded.spec.name):
+        from sae_interp.clients.local import Local
+
+        return Local(loaded, max_batch=cfg.max_concurrency)
     builder = CLIENT_BUILDERS.get(cfg.kind)
     if builder is None:
         raise ValueError(f"client.kind={cfg.kind!r} has no backend; available: {sorted(CLIENT_BUILDERS)}")
     return builder(cfg)
+
+
+def _same_model(a: str, b: str) -> bool:
+    """Whether two model names mean the same model (embedded aliases resolved)."""
+    from sae_interp.models.embedded import resolve_embedded
+
+    def canonical(name: str) -> str:
+        embedded = resolve_embedded(name)
+        return embedded.name if embedded else name
+
+    return canonical(a) == canonical(b)
 
 
 def _build_openai(cfg: ClientConfig) -> LLMClient:

@@ -22,9 +22,9 @@ Boundary decisions:
   pass per asking call over its unpadded prompt: a padded batch would hold [n, seq, vocab] logits at
   once (gemma's vocab is 262k), and left padding would shift positions. A batch of greedy one-token
   calls that all ask for them skips `generate`: the pass's last position gives that token.
-- Prompt prefixes: the tokens all calls of a batch start with (a scorer's instructions and
-  few-shot examples, the chat template's system prompt) run once, and their KV cache serves every
-  row (`sae_interp.models.prefix`); explainer and scorer prompts share hundreds of tokens.
+- Prompt prefixes: when all calls of a batch start with the same 64 or more tokens (a scorer's or
+  explainer's instructions: hundreds), those run once and their KV cache serves every row
+  (`sae_interp.models.prefix`).
 - No hooks are attached: interventions live in `sae_interp.models.interventions`.
 """
 
@@ -264,7 +264,8 @@ class Local:
 
         padded = PromptBatch(*self._pad([r.ids for r in batch]))
         shared = split_shared_prefix(padded, int(self._tok.pad_token_id))
-        input_ids, attention_mask = (shared or padded).input_ids, (shared or padded).attention_mask
+        rows = shared or padded  # both hold input_ids and attention_mask
+        input_ids = rows.input_ids
         sample = bool(params.temperature)
         want_logprobs = any(r.params.logprobs for r in batch)
         rng_state = torch.random.get_rng_state()
@@ -274,7 +275,7 @@ class Local:
             with torch.inference_mode():
                 out: Any = self._hf.generate(
                     input_ids=input_ids.to(self._hf.device),
-                    attention_mask=attention_mask.to(self._hf.device),
+                    attention_mask=rows.attention_mask.to(self._hf.device),
                     past_key_values=shared.prefill(self._hf) if shared else None,
                     max_new_tokens=max(self._max_tokens(r.params) for r in batch),
                     do_sample=sample,

@@ -33,7 +33,6 @@ __all__ = [
     "aligned_latents_step",
     "cache_step",
     "explain_step",
-    "local_on_loaded_model",
     "sae_step",
 ]
 
@@ -165,7 +164,7 @@ def explain_step(
     }
 
     async def go() -> Any:
-        client = local_on_loaded_model(model, cfg.client) or make_client(cfg.client)
+        client = make_client(cfg.client, loaded=model)
         try:
             return await explain_latents(
                 FeatureLoader(dataset), model.tokenizer, client, cfg.explain, run_dir,
@@ -184,25 +183,6 @@ def explain_step(
         "failed": len(result.failed),
         "too_few_examples": skipped,
     }
-
-
-def local_on_loaded_model(model: Any, client: ClientConfig) -> Any:
-    """A `Local` client on the already loaded `model` when the config names that same model, else None.
-
-    Saves loading a second copy of the weights (seconds and ~2 GB for Qwen).
-    """
-    from sae_interp.clients.local import Local
-    from sae_interp.models.embedded import resolve_embedded
-
-    if client.kind != "local":
-        return None
-
-    def canonical(name: str) -> str:
-        embedded = resolve_embedded(name)
-        return embedded.name if embedded else name
-
-    same = canonical(client.model) == canonical(model.spec.name)
-    return Local(model, max_batch=client.max_concurrency) if same else None
 
 
 def _sae_digest(sae: SAE) -> str:

@@ -190,14 +190,13 @@ def _markdown(report: dict[str, Any]) -> str:
 async def run_async(cfg: ExplanationQualityConfig) -> dict[str, Any]:
     """Run both passes (resuming) and write results.json and README.md to `cfg.out_dir`."""
     from sae_interp.cache import FeatureDataset, FeatureLoader
-    from sae_interp.experiments._latent_steps import local_on_loaded_model
     from sae_interp.models import load_model
 
     timings: dict[str, float] = {}
     hookpoint, latents = choose_latents(cfg.cache, cfg)
     model = load_model(open_cache(cfg.cache).model)
     real_dir, control_dir = cfg.out_dir / "real", cfg.out_dir / "shuffled"
-    client = local_on_loaded_model(model, cfg.client) or make_client(cfg.client)
+    client = make_client(cfg.client, loaded=model)
     try:
         with timed_step("real", timings):
             dataset = FeatureDataset(cfg.cache, cfg.loader, {hookpoint: latents})

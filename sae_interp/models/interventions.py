@@ -40,7 +40,7 @@ __all__ = [
     "generate",
     "generate_ids",
     "intervene",
-    "per_row",
+    "prefix_shareable",
 ]
 
 
@@ -77,9 +77,17 @@ class Splice:
 Intervention = Ablate | AddVector | Splice
 
 
-def per_row(interventions: Sequence[Intervention]) -> bool:
-    """Whether any intervention differs between rows (then rows cannot share a prefix's KV cache)."""
-    return any(isinstance(item, AddVector) and item.vector.ndim == 2 for item in interventions)
+def prefix_shareable(interventions: Sequence[Intervention]) -> bool:
+    """Whether the rows of a batch may share one prefix's KV cache under `interventions`.
+
+    Not with per-row vectors (each row's prefix differs), and not with a `Splice`: its fn is
+    opaque and may record or count what it sees (the core eval sums over rows), which a prefix run
+    once for the batch would change.
+    """
+    return not any(
+        isinstance(item, Splice) or (isinstance(item, AddVector) and item.vector.ndim == 2)
+        for item in interventions
+    )
 
 
 def _replace_hidden(args: tuple, kwargs: dict, edit) -> tuple[tuple, dict]:
@@ -172,8 +180,9 @@ def generate_ids(
 ) -> Tensor:
     """Generate continuations of `prompts` (greedy by default) under `interventions`, in batches.
 
-    Per-row `AddVector`s are sliced so that each batch gets the vectors of its own rows. Without
-    them, the tokens all prompts of a batch start with run once (`sae_interp.models.prefix`).
+    Per-row `AddVector`s are sliced so that each batch gets the vectors of its own rows. When
+    `prefix_shareable`, a long prefix all prompts of a batch start with runs once
+    (`sae_interp.models.prefix`).
 
     Returns:
         [n_prompts, max_new_tokens] new token ids; positions after a row stopped (EOS) hold the
@@ -190,7 +199,7 @@ def generate_ids(
             sliced = [
                 item.rows(start, stop) if isinstance(item, AddVector) else item for item in interventions
             ]
-            shared = None if per_row(sliced) else split_shared_prefix(batch, pad_id)
+            shared = split_shared_prefix(batch, pad_id) if prefix_shareable(sliced) else None
             input_ids = shared.input_ids if shared else batch.input_ids
             with intervene(model, sliced):
                 out = typing.cast(Any, model.hf).generate(  # generate comes from GenerationMixin

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from sae_interp.models import Intervention, LoadedModel, PromptBatch, intervene
-from sae_interp.models.interventions import per_row
+from sae_interp.models.interventions import prefix_shareable
 from sae_interp.models.prefix import last_logits_only, split_shared_prefix
 
 __all__ = [
@@ -86,7 +86,7 @@ def next_token_logprobs(
     with intervene(model, interventions):
         for start in range(0, len(prompts), batch_size):
             batch = prompts.rows(start, start + batch_size)
-            shared = None if per_row(interventions) else split_shared_prefix(batch, pad_id)
+            shared = split_shared_prefix(batch, pad_id) if prefix_shareable(interventions) else None
             if shared is not None:
                 logits = shared.suffix_forward(model.hf, **last_only).logits[:, -1]
             else:

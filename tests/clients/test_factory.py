@@ -100,3 +100,14 @@ def test_registry_rejects_duplicates_and_unknown_kinds_list_the_available(
     monkeypatch.delitem(CLIENT_BUILDERS, "openrouter")
     with pytest.raises(ValueError, match=r"no backend; available: \['local', 'openai', 'vllm'\]"):
         make_client(ClientConfig(kind="openrouter", model="m"))
+
+
+def test_a_local_client_shares_a_loaded_model_of_the_same_name(tiny_model, tiny_llama_dir) -> None:
+    from sae_interp.clients.local import Local
+
+    same = make_client(
+        ClientConfig(kind="local", model=str(tiny_llama_dir), max_concurrency=3), loaded=tiny_model
+    )
+    assert isinstance(same, Local) and same._hf is tiny_model.hf and same.max_batch == 3
+    other = make_client(ClientConfig(kind="local", model=str(tiny_llama_dir) + "/"), loaded=tiny_model)
+    assert isinstance(other, Local) and other._hf is not tiny_model.hf  # another name: its own copy

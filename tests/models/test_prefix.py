@@ -94,3 +94,13 @@ def test_lm_head_input_is_made_contiguous(tiny_llama_dir) -> None:
     finally:
         handle.remove()
     assert seen == [True]
+
+
+def test_only_row_independent_interventions_share_a_prefix(tiny) -> None:
+    from sae_interp.models import AddVector, Splice
+    from sae_interp.models.interventions import prefix_shareable
+
+    d = tiny.spec.d_model
+    assert prefix_shareable([]) and prefix_shareable([Ablate(torch.ones(d)), AddVector(0, torch.ones(d))])
+    assert not prefix_shareable([AddVector(0, torch.ones(3, d))])  # one vector per row
+    assert not prefix_shareable([Splice(0, lambda x: x)])  # an opaque fn may count rows

@@ -111,6 +111,7 @@ class FeatureDataset:
         self._tokens: Tensor | None = None
         self._splits: OrderedDict[tuple[str, tuple[int, int]], tuple[Tensor, Tensor, Tensor]] = OrderedDict()
         self._unit_decoders: dict[str, Tensor] = {}  # per hookpoint, normalised once, not per latent
+        self._windows: _Windows | None = None
 
     def _select(self, latents: Mapping[str, Sequence[int]] | Sequence[int] | None) -> dict[str, list[int]]:
         hps = self.index.hookpoints
@@ -176,32 +177,37 @@ class FeatureDataset:
 
     # ---- one record ----------------------------------------------------------------------------
 
+    @property
+    def windows(self) -> _Windows:
+        if self._windows is None:
+            self._windows = _Windows(self.tokens, self.cfg.example_ctx_len)
+        return self._windows
+
     def record(self, hp: str, latent: int) -> LatentRecord | None:
         """The record of one latent, or None (and an entry in `skipped`) if it has too few examples."""
         rows, pos, vals = self.entries(hp, latent)
-        e = self.cfg.example_ctx_len
-        n_win = -(-self.index.ctx_len // e)
-        keys, inverse = torch.unique(rows * n_win + pos // e, return_inverse=True)
+        win = self.windows
+        keys, inverse = torch.unique(rows * win.n_win + pos // win.e, return_inverse=True)
         if len(keys) < self.cfg.min_examples:
             self.skipped.append(
                 SkippedLatent(hp, latent, len(keys), f"fewer than {self.cfg.min_examples} examples")
             )
             return None
         peak = torch.zeros(len(keys)).scatter_reduce_(0, inverse, vals, "amax", include_self=False)
-        order = torch.argsort(peak, descending=True, stable=True)
-        quantile = torch.empty(len(keys), dtype=torch.int64)
-        quantile[order] = torch.arange(len(keys)) * self.cfg.n_quantiles // len(keys) + 1
+        order = torch.argsort(peak, descending=True, stable=True).numpy()
+        quantile = np.empty(len(keys), dtype=np.int64)
+        quantile[order] = np.arange(len(keys)) * self.cfg.n_quantiles // len(keys) + 1
         rng = np.random.default_rng([self.cfg.seed, zlib.crc32(hp.encode()), latent])
-        train = _sample_train(self.cfg, order.numpy(), quantile.numpy(), rng)
-        test = _sample_test(self.cfg, train, quantile.numpy(), rng)
-        build = _ExampleBuilder(self.tokens, keys, inverse, pos % e, vals, e, n_win)
+        train = _sample_train(self.cfg, order, quantile, rng)
+        test = _sample_test(self.cfg, train, quantile, rng)
+        activating = win.activating(keys, inverse, pos % win.e, vals, np.concatenate([train, test]), quantile)
         neighbours = self._neighbours(hp, latent)
         return LatentRecord(
             hookpoint=hp,
             latent=latent,
-            train=build.activating(train, quantile),
-            test=build.activating(test, quantile),
-            non_activating=self._non_activating(hp, keys, neighbours, build, rng),
+            train=activating[: len(train)],
+            test=activating[len(train) :],
+            non_activating=self._non_activating(hp, keys.numpy(), neighbours, rng),
             statistics=_summary(vals, self.index.n_tokens()),
             n_examples=len(keys),
             neighbours=neighbours,
@@ -219,15 +225,15 @@ class FeatureDataset:
         return sims.topk(min(self.cfg.n_neighbours, len(sims) - 1)).indices.tolist()
 
     def _non_activating(
-        self, hp: str, active: Tensor, neighbours: list[int], build: _ExampleBuilder, rng: np.random.Generator
+        self, hp: str, active: np.ndarray, neighbours: list[int], rng: np.random.Generator
     ) -> list[Example]:
-        want = self.cfg.n_non_activating
+        want, n_win = self.cfg.n_non_activating, self.windows.n_win
         taken: set[int] = set(active.tolist())
         picked: list[tuple[int, ExampleKind, int | None]] = []  # (window key, kind, neighbour)
         if self.cfg.non_activating_source == "neighbours":
             for other in neighbours:
                 rows, pos, _ = self.entries(hp, other)
-                for key in _unique_in_order((rows * build.n_win + pos // build.e).tolist(), rng):
+                for key in _unique_in_order((rows * n_win + pos // self.windows.e).tolist(), rng):
                     if len(picked) < want and key not in taken:
                         taken.add(key)
                         picked.append((key, "neighbour", other))
@@ -235,117 +241,119 @@ class FeatureDataset:
         if need > 0:
             # Distinct candidate windows in random order; the first `need` that the latent (or a
             # neighbour pick) does not use. Drawing need + len(taken) guarantees enough.
-            n_cand = len(self.index.rows) * build.n_win
+            n_cand = len(self.index.rows) * n_win
             draw = rng.choice(n_cand, size=min(n_cand, need + len(taken)), replace=False)
-            keys = self.index.rows.numpy()[draw // build.n_win] * build.n_win + draw % build.n_win
+            keys = self.index.rows.numpy()[draw // n_win] * n_win + draw % n_win
             fresh = keys[~np.isin(keys, np.fromiter(taken, dtype=np.int64, count=len(taken)))][:need]
             random_kind: ExampleKind = "random"
             picked.extend((key, random_kind, None) for key in fresh.tolist())
-        return build.zero(picked)
+        return self.windows.zero(picked)
 
 
-class _ExampleBuilder:
-    """Cuts windows out of the token array and fills in one latent's per-token activations, in batches."""
+class _Windows:
+    """The token array cut into its example windows once: key `row * n_win + k` is row `row`'s tokens
+    [k * e, (k + 1) * e), the last window of a row shorter when ctx_len is not a multiple of e.
 
-    def __init__(
-        self, tokens: Tensor, keys: Tensor, inverse: Tensor, offset: Tensor, vals: Tensor, e: int, n_win: int
-    ):
-        self.tokens, self.keys, self.e, self.n_win = tokens, keys, e, n_win
-        self.inverse, self.offset, self.vals = inverse, offset, vals
+    A record's examples are rows of blocks gathered at once (see `Example`).
+    """
 
-    def _windows(self, keys: Tensor) -> tuple[list[int], list[int], list[int], Tensor]:
-        """(rows, starts, lengths, tokens [n, e]) of window keys; the last window of a row may be short."""
-        rows, starts = keys // self.n_win, keys % self.n_win * self.e
-        ctx_len = self.tokens.shape[1]
-        cols = (starts[:, None] + torch.arange(self.e)).clamp_max(ctx_len - 1)
-        lengths = (ctx_len - starts).clamp_max(self.e)
-        return rows.tolist(), starts.tolist(), lengths.tolist(), self.tokens[rows[:, None], cols]
+    def __init__(self, tokens: Tensor, e: int):
+        n_rows, ctx_len = tokens.shape
+        self.e, self.n_win = e, -(-ctx_len // e)
+        pad = self.n_win * e - ctx_len
+        padded = torch.nn.functional.pad(tokens, (0, pad)) if pad else tokens
+        self.tokens = padded.reshape(n_rows * self.n_win, e)
+        self.lengths = np.minimum(e, ctx_len - np.arange(self.n_win) * e)
+        """Tokens in window k of a row."""
 
-    def activating(self, idx: list[int], quantile: Tensor) -> list[Example]:
-        """Examples of activating windows `idx` (indices into `keys`)."""
-        if not idx:
-            return []
-        chosen = torch.tensor(idx, dtype=torch.int64)
-        slot = torch.full((len(self.keys),), -1, dtype=torch.int64)
+    def activating(
+        self,
+        keys: Tensor,
+        inverse: Tensor,
+        offset: Tensor,
+        vals: Tensor,
+        idx: np.ndarray,
+        quantile: np.ndarray,
+    ) -> list[Example]:
+        """Examples of a latent's activating windows `keys[idx]`; entry i of (inverse, offset, vals)
+        is an activation `vals[i]` at token `offset[i]` of window `keys[inverse[i]]`."""
+        chosen = torch.from_numpy(idx)
+        slot = torch.full((len(keys),), -1, dtype=torch.int64)
         slot[chosen] = torch.arange(len(idx))
-        mine = slot[self.inverse]
+        mine = slot[inverse]
         keep = mine >= 0
-        rows, starts, lengths, toks = self._windows(self.keys[chosen])
-        acts = torch.zeros(toks.shape)
-        acts[mine[keep], self.offset[keep]] = self.vals[keep]
-        q = quantile[chosen].tolist()
-        return [
-            Example(t, a, rows[j], starts[j], "activating", q[j])
-            for j, (t, a) in enumerate(zip(_cut(toks, lengths), _cut(acts, lengths), strict=True))
-        ]
+        acts = torch.zeros(len(idx), self.e)
+        acts[mine[keep], offset[keep]] = vals[keep]
+        q = quantile[idx].tolist()
+        return self._examples(
+            keys[chosen].numpy(), acts, [("activating", q[j], None) for j in range(len(idx))]
+        )
 
     def zero(self, picked: list[tuple[int, ExampleKind, int | None]]) -> list[Example]:
         """Examples of windows (key, kind, neighbour) where the latent is zero."""
-        if not picked:
-            return []
-        rows, starts, lengths, toks = self._windows(torch.tensor([p[0] for p in picked], dtype=torch.int64))
-        zeros = torch.zeros(toks.shape)
-        return [
-            Example(t, z, rows[j], starts[j], picked[j][1], None, picked[j][2])
-            for j, (t, z) in enumerate(zip(_cut(toks, lengths), _cut(zeros, lengths), strict=True))
-        ]
+        keys = np.array([p[0] for p in picked], dtype=np.int64)
+        return self._examples(keys, torch.zeros(len(keys), self.e), [(p[1], None, p[2]) for p in picked])
 
-
-def _cut(windows: Tensor, lengths: list[int]) -> list[Tensor]:
-    """Row j of `windows` cut to lengths[j], as views; one unbind is far cheaper than an index per row."""
-    full = windows.shape[1]
-    return [row if n == full else row[:n] for row, n in zip(windows.unbind(0), lengths, strict=True)]
+    def _examples(
+        self, keys: np.ndarray, acts: Tensor, tags: list[tuple[ExampleKind, int | None, int | None]]
+    ) -> list[Example]:
+        """One Example per key, sharing one gathered token block; tags are (kind, quantile, neighbour)."""
+        toks = self.tokens[torch.from_numpy(keys)]
+        k = keys % self.n_win
+        rows, starts, lengths = (keys // self.n_win).tolist(), (k * self.e).tolist(), self.lengths[k].tolist()
+        return [Example(toks, acts, j, lengths[j], rows[j], starts[j], *tags[j]) for j in range(len(keys))]
 
 
 def _sample_train(
     cfg: LoaderConfig, order: np.ndarray, quantile: np.ndarray, rng: np.random.Generator
-) -> list[int]:
-    """Indices of the train examples, strongest quantile first."""
+) -> np.ndarray:
+    """Indices of the train examples, strongest first."""
     n = min(cfg.n_train, len(order))
     if cfg.train_sampler == "top":
-        chosen = order[:n]
-    elif cfg.train_sampler == "random":
+        return order[:n]
+    if cfg.train_sampler == "random":
         chosen = rng.choice(len(order), size=n, replace=False)
     elif cfg.train_sampler == "mix":
         top = order[: n // 2]
-        rest = np.setdiff1d(order, top)
-        chosen = np.concatenate([top, rng.choice(rest, size=n - len(top), replace=False)])
+        chosen = np.concatenate([top, rng.choice(order[n // 2 :], size=n - len(top), replace=False)])
     else:
         chosen = _per_quantile(np.arange(len(order)), quantile, n, cfg.n_quantiles, rng)
-    return _by_strength(chosen, order)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return chosen[np.argsort(rank[chosen])]
 
 
 def _sample_test(
-    cfg: LoaderConfig, train: list[int], quantile: np.ndarray, rng: np.random.Generator
-) -> list[int]:
-    """Indices of test examples, drawn per quantile from the examples not in `train`."""
-    rest = np.setdiff1d(np.arange(len(quantile)), np.asarray(train, dtype=np.int64))
+    cfg: LoaderConfig, train: np.ndarray, quantile: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Indices of test examples, drawn per quantile from the examples not in `train`, by quantile."""
+    free = np.ones(len(quantile), dtype=bool)
+    free[train] = False
+    rest = np.flatnonzero(free)
     chosen = _per_quantile(rest, quantile, min(cfg.n_test, len(rest)), cfg.n_quantiles, rng)
-    return sorted(chosen.tolist(), key=lambda i: (int(quantile[i]), i))
+    return chosen[np.lexsort((chosen, quantile[chosen]))]
 
 
 def _per_quantile(
     pool: np.ndarray, quantile: np.ndarray, n: int, n_quantiles: int, rng: np.random.Generator
 ) -> np.ndarray:
     """About n / n_quantiles random members of `pool` from each quantile; shortfalls are topped up
-    from the other quantiles, so exactly min(n, len(pool)) come back."""
+    from the other quantiles, so exactly min(n, len(pool)) come back.
+
+    One draw for all quantiles: members sorted by (quantile, random key), the first `want[q]` of
+    each quantile taken.
+    """
+    n = min(n, len(pool))
     base, extra = divmod(n, n_quantiles)
-    picked: list[np.ndarray] = []
-    for q in range(1, n_quantiles + 1):
-        members = pool[quantile[pool] == q]
-        want = min(base + (q <= extra), len(members))
-        picked.append(rng.choice(members, size=want, replace=False))
-    chosen = np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
+    q = quantile[pool]
+    by_q = np.lexsort((rng.random(len(pool)), q))
+    q_sorted = q[by_q]
+    rank_in_q = np.arange(len(pool)) - np.searchsorted(q_sorted, q_sorted)
+    first = rank_in_q < base + (q_sorted <= extra)
+    chosen = pool[by_q[first]]
     if len(chosen) < n:
-        left = np.setdiff1d(pool, chosen)
-        chosen = np.concatenate([chosen, rng.choice(left, size=n - len(chosen), replace=False)])
-    return chosen.astype(np.int64)
-
-
-def _by_strength(chosen: np.ndarray, order: np.ndarray) -> list[int]:
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    return sorted(chosen.tolist(), key=lambda i: rank[i])
+        chosen = np.concatenate([chosen, rng.choice(pool[by_q[~first]], size=n - len(chosen), replace=False)])
+    return chosen
 
 
 def _unique_in_order(keys: list[int], rng: np.random.Generator) -> list[int]:

@@ -12,14 +12,23 @@ __all__ = ["Example", "ExampleKind", "LatentRecord", "LatentSummary", "SkippedLa
 ExampleKind = Literal["activating", "random", "neighbour"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Example:
-    """A window of `example_ctx_len` tokens of one cached row, with the latent's activation per token."""
+    """A window of `example_ctx_len` tokens of one cached row, with the latent's activation per token.
 
-    tokens: Tensor
-    """int64 [n_tokens] token ids."""
-    activations: Tensor
-    """float32 [n_tokens] activation of the record's latent at each token (zeros when non-activating)."""
+    The loader gathers the windows of a record into two [n, example_ctx_len] blocks at once, and an
+    Example keeps its row of them: `tokens` and `activations` are views cut on access. (Making the
+    ~150 views of a record up front cost more than building the rest of the record.)
+    """
+
+    token_block: Tensor
+    """int64 [n, width]: the token windows gathered with this one."""
+    activation_block: Tensor
+    """float32 [n, width]: their activations of the record's latent (zeros when non-activating)."""
+    index: int
+    """This example's row of the blocks."""
+    length: int
+    """Its tokens (the last window of a cached row may be shorter than the block's width)."""
     row: int
     """Row of the cache's token array."""
     start: int
@@ -31,6 +40,16 @@ class Example:
     """Activation quantile of an activating example, 1 = strongest; None otherwise."""
     neighbour: int | None = None
     """For kind "neighbour": the similar latent that is active in the window."""
+
+    @property
+    def tokens(self) -> Tensor:
+        """int64 [length] token ids."""
+        return self.token_block[self.index, : self.length]
+
+    @property
+    def activations(self) -> Tensor:
+        """float32 [length] activation of the record's latent at each token."""
+        return self.activation_block[self.index, : self.length]
 
     @property
     def max_activation(self) -> float:

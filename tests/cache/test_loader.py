@@ -41,6 +41,21 @@ def test_examples_carry_the_cached_activations(records, dense, script):
             assert ex.max_activation > 0 and len(ex.tokens) == 32
 
 
+def test_windows_that_do_not_divide_the_row_end_short(tiny_cache, dense, script):
+    """64-token rows in 24-token windows: [0, 24), [24, 48) and a short [48, 64)."""
+    cfg = LoaderConfig(**{**CFG.__dict__, "example_ctx_len": 24, "n_non_activating": 40})
+    tokens = script.tokens()
+    lengths = set()
+    for rec in FeatureDataset(tiny_cache, cfg, list(range(0, 256, 16))):
+        for ex in rec.train + rec.test + rec.non_activating:
+            assert ex.start in (0, 24, 48) and len(ex.tokens) == len(ex.activations) == min(24, 64 - ex.start)
+            window = slice(ex.start, ex.start + len(ex.tokens))
+            assert torch.equal(ex.tokens, tokens[ex.row, window])
+            assert torch.equal(ex.activations, dense[ex.row, window, rec.latent])
+            lengths.add(len(ex.tokens))
+    assert lengths == {16, 24}
+
+
 def test_train_and_test_are_disjoint_with_quantiles(records):
     for rec in records:
         train = {(e.row, e.start) for e in rec.train}

@@ -16,6 +16,7 @@ LAYER = 6
 @dataclass(frozen=True)
 class GemmaEffects:
     model: object
+    layer: int
     sae: object
     prompts: object
     cfg: object
@@ -77,4 +78,4 @@ def gemma_effects(gemma, tmp_path_factory) -> GemmaEffects:
         cfg,
     )
     directions, effects, _ = store.load()
-    return GemmaEffects(gemma, sae, prompts, cfg, scale, directions, effects)
+    return GemmaEffects(gemma, LAYER, sae, prompts, cfg, scale, directions, effects)

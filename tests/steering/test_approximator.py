@@ -1,5 +1,6 @@
-"""The effect approximator: exact on a synthetic linear map, better than trivial predictors on
-real effects measured on gemma."""
+"""The effect approximator: exact on a synthetic linear map; on real effects measured on gemma,
+better than the SAE encoding always, and better than both trivial predictors where the directions
+come from a family small enough for a unit test's budget."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sae_interp.steering import (
     fit_adam,
     fit_approximator,
     fit_ridge,
+    measure_effects,
     split_indices,
 )
 
@@ -56,3 +58,27 @@ def test_on_held_out_gemma_effects_beats_the_encoding_and_matches_the_mean(gemma
     adapter, mean, encoding = scores["adapter"], scores["mean_effect"], scores["sae_encoding"]
     assert adapter["mse"] < 0.9 * encoding["mse"] and adapter["cosine"] > encoding["cosine"] + 0.2, scores
     assert adapter["mse"] < 1.03 * mean["mse"] and adapter["cosine"] > mean["cosine"] - 0.02, scores
+
+
+def test_in_a_low_dimensional_family_the_adapter_beats_both_baselines(gemma_effects) -> None:
+    """Directions mixed from the 4 decoder rows that moved the text most, with Gaussian weights.
+
+    A linear map of a 4-dimensional family is learnable from 52 measured vectors, where one over all
+    640 dimensions needs thousands (the test above): the 12 held out are then predicted better than
+    by the mean effect and by the SAE encoding, which is what the approximator is for. Measured over
+    4 weight seeds (fp32): adapter / mean-effect MSE 0.69-0.87, cosine above the mean's by 0.02-0.12.
+    """
+    g = gemma_effects
+    moved = (g.effects - g.effects.mean(0)).norm(dim=1)
+    basis = g.directions[moved.argsort(descending=True)[:4]]
+    weights = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
+    x = torch.nn.functional.normalize(weights @ basis, dim=1)
+    steer = torch.cat([torch.zeros(1, x.shape[1]), x * g.scale])  # row 0: unsteered
+    measured = measure_effects(g.model, g.sae, g.layer, g.prompts, steer, g.cfg, seed=0)
+    y = measured[1:] - measured[0]
+    train, test = torch.arange(52), torch.arange(52, 64)
+    approx = fit_approximator(x[train], y[train], AdapterConfig(), w_enc=g.sae.W_enc)
+    scores = evaluate_predictions(approx, x, y, train, test, sae=g.sae, scale=g.scale)
+    adapter, mean, encoding = scores["adapter"], scores["mean_effect"], scores["sae_encoding"]
+    assert adapter["mse"] < 0.95 * mean["mse"] and adapter["mse"] < 0.9 * encoding["mse"], scores
+    assert adapter["cosine"] > max(mean["cosine"], encoding["cosine"]), scores

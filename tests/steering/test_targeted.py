@@ -37,6 +37,6 @@ def test_targeted_vector_beats_a_random_vector_of_the_same_norm(gemma_effects) -
     r = torch.randn(s.shape[0], generator=torch.Generator().manual_seed(1))
     vectors = torch.stack([s, r / r.norm()]) * g.scale
     zero = torch.zeros(1, s.shape[0])
-    measured = measure_effects(g.model, g.sae, 6, g.prompts, torch.cat([zero, vectors]), g.cfg, seed=0)
+    measured = measure_effects(g.model, g.sae, g.layer, g.prompts, torch.cat([zero, vectors]), g.cfg, seed=0)
     gain = measured[1:, target] - measured[0, target]
     assert gain[0] > gain[1] + 0.1, gain

@@ -101,14 +101,26 @@ def contrast_latents(
     k: int,
     batch_size: int = 8,
 ) -> tuple[list[int], list[float]]:
-    """The `k` latents whose mean activation rises most from `negatives` to `positives`.
+    """The `k` latents whose mean activation rises most, and most selectively, from `negatives` to
+    `positives`: ranked by `rise * rise / positive mean`, the rise weighted by the share of the
+    latent's activation that is specific to the positives.
+
+    Ranking by the rise alone picks dense latents (active on any text, with large activations, so
+    large differences): measured on gemma-3-270m layer 6, "wedding" got three latents among the 21
+    most active on every continuation, whose targeted vectors were nearly the same for every
+    behaviour (cosine 0.9-0.98).
 
     Returns:
-        (latent ids, activation differences), largest difference first.
+        (latent ids, activation differences), best first.
     """
 
     pos = _mean_over_tokens(model, layer, positives, sae.encode, batch_size=batch_size)
     neg = _mean_over_tokens(model, layer, negatives, sae.encode, batch_size=batch_size)
+    return _selective_rise(pos, neg, k)
+
+
+def _selective_rise(pos: Tensor, neg: Tensor, k: int) -> tuple[list[int], list[float]]:
+    """The k latents of largest `rise * rise / pos` (rise = pos - neg > 0), and their rises."""
     diff = pos - neg
-    top = diff.topk(k)
-    return top.indices.tolist(), top.values.tolist()
+    top = (diff.clamp_min(0).pow(2) / pos.clamp_min(1e-6)).topk(k).indices
+    return top.tolist(), diff[top].tolist()

@@ -3,6 +3,7 @@ more than a random vector of the same norm."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from sae_interp.steering import (
@@ -13,6 +14,7 @@ from sae_interp.steering import (
     target_effect,
     targeted_direction,
 )
+from sae_interp.steering.targeted import _selective_rise
 
 
 def test_targeted_direction_follows_the_formula() -> None:
@@ -40,3 +42,10 @@ def test_targeted_vector_beats_a_random_vector_of_the_same_norm(gemma_effects) -
     measured = measure_effects(g.model, g.sae, g.layer, g.prompts, torch.cat([zero, vectors]), g.cfg, seed=0)
     gain = measured[1:, target] - measured[0, target]
     assert gain[0] > gain[1] + 0.1, gain
+
+
+def test_target_latents_prefer_a_selective_rise_to_a_dense_one() -> None:
+    # latent 0: dense (60 vs 40), latent 1: selective (15 vs 0.5), latent 2: falls, latent 3: small
+    pos, neg = torch.tensor([60.0, 15.0, 1.0, 2.0]), torch.tensor([40.0, 0.5, 9.0, 0.0])
+    latents, rises = _selective_rise(pos, neg, 2)
+    assert latents == [1, 0] and rises == pytest.approx([14.5, 20.0])

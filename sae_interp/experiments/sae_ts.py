@@ -23,9 +23,9 @@ Steps:
 Outputs in `out` (default experiments/sae_ts/): config.json, summary.json, adapter/ (safetensors +
 JSON), approximator.{json,md}, sweep.{json,md}, sweep.png.
 
-CPU defaults (2 cores, gemma-3-270m, ~15 generated tokens/s batched): 256 decoder rows + 32 random
-directions x 4 prompts x 4 samples x 16 tokens is roughly an hour of generation, once; the sweep
-is 4 behaviours x 3 methods x 4 scales x 4 prompts x 2 samples x 16 tokens (~10 min). On a GPU,
+CPU defaults (2 cores, gemma-3-270m, measured 0.40-0.43 vectors/s): 256 decoder rows + 32 random
+directions x 4 prompts x 4 samples x 16 tokens take ~12 min of generation, once; the sweep is
+4 behaviours x 3 methods x 4 scales x 4 prompts x 2 samples x 16 tokens (~100 s). On a GPU,
 scale up with e.g. `--n-decoder 50000 --set effects.n_samples=64 --set effects.max_new_tokens=32
 --set effects.vectors_per_batch=64 --set model.device='"cuda"'`.
 """

@@ -43,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from sae_interp._io import atomic_write_bytes, atomic_write_json, user_cache_dir
+from sae_interp.clients.factory import ClientConfig
+from sae_interp.clients.local import DEFAULT_LOCAL_MODEL
 from sae_interp.config import ConfigError, ModelConfig, check_positive, config_to_dict, save_config
 from sae_interp.experiments._cli import add_config_arguments, resolve_config, setup_logging, timed_step
 from sae_interp.steering import AdapterConfig, EffectsConfig
@@ -105,6 +107,13 @@ class SAETSRunConfig:
     """Tokens per sweep continuation."""
     batch_size: int = 32
     """Rows per generation / forward batch in calibration and the sweep."""
+    judge: bool = False
+    """Also rate every sweep continuation's behaviour and coherence with `judge_client` (the
+    paper's evaluation); the best scale per method is then chosen by the judged score."""
+    judge_client: ClientConfig = dataclasses.field(
+        default_factory=lambda: ClientConfig(kind="local", model=DEFAULT_LOCAL_MODEL)
+    )
+    """The judge, e.g. kind "openai" with a vLLM server's base_url, or "openrouter"."""
     cache_dir: str = ""
     """Root of the SAE and effect caches; empty = the user cache dir ($SAE_INTERP_CACHE)."""
     out: Path = Path("experiments/sae_ts")
@@ -327,6 +336,8 @@ def _sweep(
             batch_size=cfg.batch_size,
             seed=cfg.effects.seed,
         )
+    if cfg.judge:
+        rows = _judged(cfg, rows, model)
     best = _best_by_method(rows)
     atomic_write_json(
         out / "sweep.json",
@@ -349,25 +360,45 @@ def _best_by_method(rows: list[Any]) -> dict[str, dict[str, Any]]:
         if r.method == "none":
             continue
         cur = best.setdefault(r.behaviour, {}).get(r.method)
-        if cur is None or r.score > cur["score"]:
-            best[r.behaviour][r.method] = dataclasses.asdict(r)
+        if cur is None or r.ranking > cur["ranking"]:
+            best[r.behaviour][r.method] = dataclasses.asdict(r) | {"ranking": r.ranking}
     return best
 
 
+def _judged(cfg: SAETSRunConfig, rows: list[Any], model: Any) -> list[Any]:
+    """`rows` rated by the judge client (sharing the steered model when the judge is the same one)."""
+    import asyncio
+
+    from sae_interp.clients import make_client
+    from sae_interp.steering import judge_sweep
+
+    async def rate() -> list[Any]:
+        client = make_client(cfg.judge_client, loaded=model)
+        try:
+            return await judge_sweep(client, rows)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(rate())
+
+
 def _sweep_markdown(rows: list[Any], best: dict[str, dict[str, Any]]) -> str:
-    head = "| behaviour | method | scale | word rate | target act. | coherence | score | example |"
-    lines = ["## Best scale per method", "", head, "|---|---|---|---|---|---|---|---|"]
-    fmt = (
-        "| {behaviour} | {method} | {scale:g} | {word_rate:.2f} | {target_activation:.3f} "
-        "| {coherence:.2f} | {score:.2f} | {ex} |"
+    head = (
+        "| behaviour | method | scale | word rate | target act. | coherence | score "
+        "| judge: behaviour | coherence | score | example |"
     )
-    for behaviour in best:
-        for r in best[behaviour].values():
-            lines.append(fmt.format(**r, ex=json.dumps(r["example"])[1:-1].replace("|", "/")))
-    lines += ["", "## All cells", "", head, "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        d = dataclasses.asdict(r)
-        lines.append(fmt.format(**d, ex=json.dumps(d["example"])[1:-1].replace("|", "/")))
+    rule = "|---" * 11 + "|"
+    judged = ("judge_behaviour", "judge_coherence", "judge_score")
+
+    def line(d: dict[str, Any]) -> str:
+        cells = [d["behaviour"], d["method"], f"{d['scale']:g}", f"{d['word_rate']:.2f}"]
+        cells += [f"{d['target_activation']:.3f}", f"{d['coherence']:.2f}", f"{d['score']:.2f}"]
+        cells += ["-" if d[k] is None else f"{d[k]:.2f}" for k in judged]
+        return "| " + " | ".join([*cells, json.dumps(d["example"])[1:-1].replace("|", "/")]) + " |"
+
+    lines = ["## Best scale per method", "", head, rule]
+    lines += [line(r) for behaviour in best for r in best[behaviour].values()]
+    lines += ["", "## All cells", "", head, rule, *(line(dataclasses.asdict(r)) for r in rows)]
     return "\n".join(lines) + "\n"
 
 
@@ -398,7 +429,8 @@ def run(cfg: SAETSRunConfig) -> dict[str, Any]:
         "sae": cfg.sae or "trained (cached)",
         "effects": effects,
         "approximator": report["held_out"],
-        "best": {b: {m: round(r["score"], 3) for m, r in v.items()} for b, v in best.items()},
+        "best": {b: {m: round(r["ranking"], 3) for m, r in v.items()} for b, v in best.items()},
+        "best_by": "judge score" if cfg.judge else "proxy score (word rate x coherence)",
         "timings": timings,
     }
     atomic_write_json(out / "summary.json", summary)

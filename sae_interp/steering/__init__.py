@@ -6,6 +6,7 @@ latents, fit a linear effect approximator, and build vectors that target chosen 
     approximator.py  e_hat(s) = s W + b (ridge or Adam) and its held-out evaluation
     targeted.py      targeted vectors, CAA and decoder-row baselines
     evaluate.py      behaviour x coherence sweeps and their plot
+    judge.py         the same rated by a judge LLM (any client)
 
 The runnable experiment is `python -m sae_interp.experiments.sae_ts`.
 """
@@ -35,6 +36,7 @@ from sae_interp.steering.evaluate import (
     sequence_nll,
     sweep_behaviour,
 )
+from sae_interp.steering.judge import judge_sweep
 from sae_interp.steering.steer import (
     Generations,
     calibrate_scales,
@@ -71,6 +73,7 @@ __all__ = [
     "fit_approximator",
     "fit_ridge",
     "generate_steered",
+    "judge_sweep",
     "latent_means",
     "measure_effects",
     "plot_sweep",

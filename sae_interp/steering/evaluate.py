@@ -10,7 +10,8 @@ generates continuations of neutral prompts. Proxies, all computed with the embed
   encoded by the unsteered model (the quantity SAE-TS optimises);
 - `coherence`: `min(1, exp(nll_unsteered_text - nll))`, where nll is the unsteered model's mean
   negative log-likelihood of the continuation; 1 means as fluent as unsteered text;
-- `score = word_rate * coherence`, the product SAE-TS maximises (with a judge's ratings instead).
+- `score = word_rate * coherence`, the product SAE-TS maximises with a judge's ratings instead
+  (`steering.judge` adds those when a judge client is given).
 
 All (method, scale) rows of one behaviour run in one batched generation (per-row steering vectors).
 """
@@ -43,6 +44,8 @@ class Behaviour:
     """A steerable topic: contrastive texts (for CAA and target latents) and words that show it."""
 
     name: str
+    topic: str
+    """What a judge is asked the text is about ("weddings")."""
     positives: tuple[str, ...]
     """Texts showing the behaviour."""
     negatives: tuple[str, ...]
@@ -67,6 +70,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
     for b in (
         Behaviour(
             name="wedding",
+            topic="weddings",
             positives=(
                 "The bride and groom exchanged rings at the wedding.",
                 "The wedding ceremony was followed by a reception for the guests.",
@@ -78,6 +82,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
         ),
         Behaviour(
             name="london",
+            topic="London",
             positives=(
                 "London is the capital of England, on the river Thames.",
                 "We took the Underground across London to Westminster.",
@@ -89,6 +94,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
         ),
         Behaviour(
             name="french",
+            topic="something written in French",
             positives=(
                 "Je suis allé au magasin et j'ai acheté du pain.",
                 "La réunion a été déplacée à mardi prochain.",
@@ -100,6 +106,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
         ),
         Behaviour(
             name="positive",
+            topic="something described in a positive, happy tone",
             positives=(
                 "I absolutely love this, it is wonderful and makes me so happy.",
                 "What a fantastic day, everything went perfectly!",
@@ -143,6 +150,19 @@ class SweepRow:
     score: float
     example: str
     """The first continuation, to read."""
+    texts: tuple[str, ...] = ()
+    """Every continuation of the cell."""
+    judge_behaviour: float | None = None
+    """Mean judge rating of the behaviour, in [0, 1] (`steering.judge`); None when not judged."""
+    judge_coherence: float | None = None
+    """Mean judge rating of coherence, in [0, 1]."""
+    judge_score: float | None = None
+    """judge_behaviour x judge_coherence."""
+
+    @property
+    def ranking(self) -> float:
+        """The judged score where there is one, else the proxy score."""
+        return self.judge_score if self.judge_score is not None else self.score
 
 
 @torch.inference_mode()
@@ -227,6 +247,7 @@ def sweep_behaviour(
                 coherence=coherence,
                 score=word_rate * coherence,
                 example=texts[part][0],
+                texts=tuple(texts[part]),
             )
         )
     return rows

@@ -179,6 +179,7 @@ class FeatureDataset:
 
     @property
     def windows(self) -> _Windows:
+        """The token array cut into example windows (built on first use, then shared by all records)."""
         if self._windows is None:
             self._windows = _Windows(self.tokens, self.cfg.example_ctx_len)
         return self._windows

@@ -33,6 +33,7 @@ scale up with e.g. `--n-decoder 50000 --set effects.n_samples=64 --set effects.m
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import hashlib
 import json
@@ -43,11 +44,11 @@ from pathlib import Path
 from typing import Any
 
 from sae_interp._io import atomic_write_bytes, atomic_write_json, user_cache_dir
-from sae_interp.clients.factory import ClientConfig
+from sae_interp.clients.factory import ClientConfig, make_client
 from sae_interp.clients.local import DEFAULT_LOCAL_MODEL
 from sae_interp.config import ConfigError, ModelConfig, check_positive, config_to_dict, save_config
 from sae_interp.experiments._cli import add_config_arguments, resolve_config, setup_logging, timed_step
-from sae_interp.steering import AdapterConfig, EffectsConfig
+from sae_interp.steering import AdapterConfig, EffectsConfig, judge_sweep
 
 __all__ = ["SMALL", "SAETSRunConfig", "main", "run"]
 
@@ -367,10 +368,6 @@ def _best_by_method(rows: list[Any]) -> dict[str, dict[str, Any]]:
 
 def _judged(cfg: SAETSRunConfig, rows: list[Any], model: Any) -> list[Any]:
     """`rows` rated by the judge client (sharing the steered model when the judge is the same one)."""
-    import asyncio
-
-    from sae_interp.clients import make_client
-    from sae_interp.steering import judge_sweep
 
     async def rate() -> list[Any]:
         client = make_client(cfg.judge_client, loaded=model)
